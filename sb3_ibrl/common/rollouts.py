@@ -1,0 +1,97 @@
+"""
+Rollout helpers: record demonstration episodes from any policy (e.g. a scripted expert) and measure
+a policy's success rate. Generic: they work with any gymnasium env that reports
+``info["is_success"]``.
+"""
+
+from typing import Callable, Optional
+
+import gymnasium as gym
+import numpy as np
+
+from sb3_ibrl.common.demos import Episode
+
+ActFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _reset_act_fn(act_fn: ActFn) -> None:
+    # Stateful policies (e.g. a demonstrator with correlated noise) forget their state between episodes
+    reset = getattr(act_fn, "reset", None)
+    if callable(reset):
+        reset()
+
+
+def _run_episode(env: gym.Env, act_fn: ActFn, seed: Optional[int]) -> tuple[Episode, bool]:
+    """Play one episode; return it and whether it ended with ``info["is_success"]`` true."""
+    _reset_act_fn(act_fn)
+    obs, info = env.reset(seed=seed)
+    observations, actions, rewards = [obs], [], []
+    terminated = truncated = False
+    while not (terminated or truncated):
+        action = np.asarray(act_fn(obs))
+        obs, reward, terminated, truncated, info = env.step(action)
+        observations.append(obs)
+        actions.append(np.asarray(action, dtype=np.float32).reshape(-1))
+        rewards.append(float(reward))
+    episode = Episode(obs=np.stack(observations), acts=np.stack(actions), rews=np.asarray(rewards), terminal=bool(terminated))
+    return episode, bool(info.get("is_success", False))
+
+
+def record_episodes(
+    env: gym.Env,
+    act_fn: ActFn,
+    n_episodes: int,
+    seed: int = 0,
+    successful_only: bool = True,
+    max_attempts: Optional[int] = None,
+) -> list[Episode]:
+    """
+    Record episodes of a policy (e.g. a scripted demonstrator) as :class:`~sb3_ibrl.common.demos.Episode`.
+
+    The env is seeded once, at the first reset, so the whole recording is reproducible.
+
+    :param env: the environment (with its time limit, so that every episode ends)
+    :param act_fn: maps one observation to one action (in the env's action units); if it has a
+        ``reset()`` method, it is called before each episode
+    :param n_episodes: number of episodes to return
+    :param seed: seed of the first ``env.reset``
+    :param successful_only: keep only the episodes that end with ``info["is_success"]`` true
+    :param max_attempts: most episodes to play (default ``10 * n_episodes``)
+    :return: the episodes
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
+    max_attempts = 10 * n_episodes if max_attempts is None else max_attempts
+    episodes: list[Episode] = []
+    attempts = 0
+    while len(episodes) < n_episodes and attempts < max_attempts:
+        episode, success = _run_episode(env, act_fn, seed if attempts == 0 else None)
+        attempts += 1
+        if success or not successful_only:
+            episodes.append(episode)
+    if len(episodes) < n_episodes:
+        raise RuntimeError(
+            f"Collected only {len(episodes)} successful episode(s) out of the {n_episodes} requested in "
+            f"{attempts} attempts: the policy rarely succeeds (check it, or raise max_attempts)"
+        )
+    return episodes
+
+
+def evaluate_policy_success(env: gym.Env, act_fn: ActFn, n_episodes: int, seed: int = 0) -> tuple[float, float]:
+    """
+    Measure a policy's success rate (``info["is_success"]`` at the end of the episode).
+
+    :param env: the environment (with its time limit)
+    :param act_fn: maps one observation to one action (in the env's action units)
+    :param n_episodes: number of episodes
+    :param seed: seed of the first ``env.reset``
+    :return: the success rate and the mean episode length (over all episodes)
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
+    successes, lengths = [], []
+    for i in range(n_episodes):
+        episode, success = _run_episode(env, act_fn, seed if i == 0 else None)
+        successes.append(success)
+        lengths.append(len(episode))
+    return float(np.mean(successes)), float(np.mean(lengths))

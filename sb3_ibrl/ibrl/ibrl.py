@@ -1,0 +1,386 @@
+"""
+Imitation Bootstrapped Reinforcement Learning (IBRL) on SB3's TD3 (Hu et al., 2024, Algorithm 1).
+"""
+
+from collections import deque
+from typing import Any, ClassVar, Optional, TypeVar, Union
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.td3.td3 import TD3
+from torch.nn import functional as F
+
+from sb3_ibrl.common.buffers import IBRLReplayBuffer
+from sb3_ibrl.common.demos import DemoSource, check_episodes, to_episodes
+from sb3_ibrl.common.il import FrozenILPolicy, ILPolicySource, as_il_policy
+from sb3_ibrl.ibrl.policies import EnsembleCritic, IBRLActor, IBRLPolicy, MlpPolicy
+from sb3_ibrl.ibrl.proposals import bootstrap_proposal, min_over_random_subset
+
+SelfIBRL = TypeVar("SelfIBRL", bound="IBRL")
+
+
+def td_target(
+    data: ReplayBufferSamples,
+    actor_target: IBRLActor,
+    critic_target: EnsembleCritic,
+    il_policy: Optional[FrozenILPolicy],
+    discounts: Union[th.Tensor, float],
+    target_policy_noise: float,
+    target_noise_clip: float,
+) -> tuple[th.Tensor, th.Tensor]:
+    """
+    The TD target of Algorithm 1 line 15, with the bootstrap proposal when an IL policy is given.
+
+    :return: the target ``(batch, 1)`` and the mask of rows that bootstrapped from the IL action ``(batch,)``
+    """
+    with th.no_grad():
+        next_obs = data.next_observations
+        noise = (th.randn_like(data.actions) * target_policy_noise).clamp(-target_noise_clip, target_noise_clip)
+        next_rl = (actor_target(next_obs) + noise).clamp(-1.0, 1.0)  # (batch, action_dim)
+        if il_policy is None:
+            next_q = min_over_random_subset(critic_target(next_obs, next_rl))  # (batch, 1)
+            used_il = th.zeros(len(next_q), dtype=th.bool, device=next_q.device)
+        else:
+            batch = len(next_rl)
+            both_obs = th.cat([next_obs, next_obs], dim=0)  # type: ignore[list-item]
+            both_q = critic_target(both_obs, th.cat([next_rl, il_policy(next_obs)], dim=0))  # (n_critics, 2 * batch, 1)
+            next_q_rl, next_q_il = min_over_random_subset(both_q).split(batch)  # (batch, 1) each
+            next_q = bootstrap_proposal(next_q_rl, next_q_il)  # (batch, 1)
+            used_il = (next_q_il > next_q_rl).squeeze(-1)
+        return data.rewards + (1.0 - data.dones) * discounts * next_q, used_il
+
+
+def critic_loss(critic: EnsembleCritic, data: ReplayBufferSamples, target_q: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    """
+    Algorithm 1 line 16: sum over the E critics of the mean squared TD error.
+
+    :return: the loss and the current Q-values ``(n_critics, batch, 1)``
+    """
+    current_q = critic(data.observations, data.actions)  # (n_critics, batch, 1)
+    loss = F.mse_loss(current_q, target_q.expand_as(current_q), reduction="none").mean(dim=(1, 2)).sum()
+    return loss, current_q
+
+
+def actor_loss(actor: IBRLActor, critic: EnsembleCritic, observations: th.Tensor, q_reduction: str = "min") -> th.Tensor:
+    """
+    Algorithm 1 line 19: maximize the min over all E critics of Q(s, pi(s)) (``q_reduction="mean"``: the mean).
+    """
+    q_values = critic(observations, actor(observations))  # (n_critics, batch, 1)
+    q_values = q_values.min(dim=0).values if q_reduction == "min" else q_values.mean(dim=0)  # (batch, 1)
+    return -q_values.mean()
+
+
+class IBRL(TD3):
+    """
+    Imitation Bootstrapped Reinforcement Learning (IBRL), with a TD3 backbone.
+
+    A frozen IL policy proposes an action next to the RL actor's, when acting (actor proposal) and in
+    the TD target (bootstrap proposal); the higher-valued one wins. Defaults follow Table 2 of the
+    paper for state-based tasks (E = 5 critics, G = 5 critic updates per actor update).
+
+    Paper: https://arxiv.org/abs/2311.02198
+
+    :param policy: the policy model to use (``MlpPolicy``)
+    :param env: the environment to learn from (if registered in Gym, can be str)
+    :param il_policy: the frozen IL policy: an ``imitation`` BC trainer, an SB3 policy, a torch module or
+        callable mapping observation tensors to actions (env units), or a path to a saved SB3 policy / model.
+        ``None`` runs TD3 with IBRL's network improvements (dropout actor, ensemble critics)
+    :param demonstrations: demonstrations that prefill the replay buffer: a demo file path, imitation
+        ``Trajectory`` / ``Transitions``, or ``Episode`` objects
+    :param learning_rate: Adam learning rate (paper: 1e-4)
+    :param buffer_size: size of the replay buffer (online transitions; demos are kept on top)
+    :param learning_starts: env steps before learning starts (acting with the IL policy, or randomly, until then)
+    :param batch_size: minibatch size
+    :param tau: soft update coefficient of the target networks, ``1 - rho`` (paper: rho = 0.99)
+    :param gamma: discount factor
+    :param train_freq: update the model every ``train_freq`` steps
+    :param gradient_steps: critic updates per ``train()`` call
+    :param action_noise: exploration noise added to the RL action before the actor proposal;
+        ``None`` uses Gaussian noise of std ``exploration_std``
+    :param exploration_std: std of the default exploration noise (paper: 0.1)
+    :param replay_buffer_class: replay buffer class (``IBRLReplayBuffer`` by default)
+    :param replay_buffer_kwargs: keyword arguments for the replay buffer
+    :param optimize_memory_usage: not supported with n-step returns
+    :param n_steps: n of the n-step return (authors' release: 3)
+    :param policy_delay: critic updates per actor update, G (paper: 5 for states, 1 for pixels)
+    :param target_policy_noise: std of the target policy smoothing noise (paper: 0.1)
+    :param target_noise_clip: clip of the target policy smoothing noise, c (paper: 0.3)
+    :param bootstrap_proposal: use the IL action in the TD target (False: the "actor proposal only" ablation)
+    :param proposal_beta: ``None`` for the greedy actor proposal; else the inverse temperature of the soft
+        one used while training (the authors' release uses 10 for state tasks)
+    :param proposal_critic: score the actor proposal with the ``"online"`` critics (paper) or ``"target"`` (release)
+    :param target_actor_dropout: keep dropout on in the target actor while bootstrapping (as the release does)
+    :param actor_q_reduction: ``"min"`` over all critics in the actor loss (paper, Alg. 1 line 19) or ``"mean"``
+    :param warmup: how to act before ``learning_starts``: ``"il"`` (roll out the IL policy, as the release)
+        or ``"random"``; without an IL policy it is always random
+    :param demo_fraction: fraction of each batch from demos + successful online episodes (paper: 0.5 for Square)
+    :param stats_window_size: window size for the rollout logging
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments for the policy (``net_arch``, ``n_critics``, ``dropout``, ...)
+    :param verbose: verbosity level
+    :param seed: seed for the pseudo random generators
+    :param device: device (cpu, cuda, ...)
+    :param _init_setup_model: whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy: IBRLPolicy
+    actor: IBRLActor
+    actor_target: IBRLActor
+    critic: EnsembleCritic  # type: ignore[assignment]
+    critic_target: EnsembleCritic  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        policy: Union[str, type[IBRLPolicy]],
+        env: Union[GymEnv, str],
+        il_policy: Optional[ILPolicySource] = None,
+        demonstrations: Optional[DemoSource] = None,
+        learning_rate: Union[float, Schedule] = 1e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 100,
+        batch_size: int = 256,
+        tau: float = 0.01,
+        gamma: float = 0.99,
+        train_freq: Union[int, tuple[int, str]] = 1,
+        gradient_steps: int = 5,
+        action_noise: Optional[ActionNoise] = None,
+        exploration_std: float = 0.1,
+        replay_buffer_class: Optional[type[ReplayBuffer]] = None,
+        replay_buffer_kwargs: Optional[dict[str, Any]] = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 3,
+        policy_delay: int = 5,
+        target_policy_noise: float = 0.1,
+        target_noise_clip: float = 0.3,
+        bootstrap_proposal: bool = True,
+        proposal_beta: Optional[float] = None,
+        proposal_critic: str = "online",
+        target_actor_dropout: bool = True,
+        actor_q_reduction: str = "min",
+        warmup: str = "il",
+        demo_fraction: float = 0.0,
+        stats_window_size: int = 100,
+        tensorboard_log: Optional[str] = None,
+        policy_kwargs: Optional[dict[str, Any]] = None,
+        verbose: int = 0,
+        seed: Optional[int] = None,
+        device: Union[th.device, str] = "auto",
+        _init_setup_model: bool = True,
+    ):
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            policy_delay=policy_delay,
+            target_policy_noise=target_policy_noise,
+            target_noise_clip=target_noise_clip,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        self.il_policy = il_policy
+        self.demonstrations = demonstrations
+        self.exploration_std = exploration_std
+        self.bootstrap_proposal = bootstrap_proposal
+        self.proposal_beta = proposal_beta
+        self.proposal_critic = proposal_critic
+        self.target_actor_dropout = target_actor_dropout
+        self.actor_q_reduction = actor_q_reduction
+        self.warmup = warmup
+        self.demo_fraction = demo_fraction
+        if _init_setup_model:
+            self._setup_model()
+
+    def _check_options(self) -> None:
+        choices = {"proposal_critic": ("online", "target"), "actor_q_reduction": ("min", "mean"), "warmup": ("il", "random")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Unknown {name}={getattr(self, name)!r}: expected one of {allowed}")
+        if self.proposal_beta is not None and self.proposal_beta <= 0:
+            raise ValueError(f"proposal_beta must be positive (or None for the greedy choice), got {self.proposal_beta}")
+        if not isinstance(self.action_space, spaces.Box) or not np.all(np.isfinite(self.action_space.low)):
+            raise ValueError(f"IBRL needs a bounded continuous (Box) action space, got {self.action_space}")
+        if isinstance(self.observation_space, spaces.Dict):
+            raise ValueError("Dict observation spaces are not supported by this version of IBRL (MlpPolicy needs a Box)")
+
+    def _setup_model(self) -> None:
+        self._check_options()
+        if self.replay_buffer_class is None:
+            self.replay_buffer_class = IBRLReplayBuffer
+        if issubclass(self.replay_buffer_class, IBRLReplayBuffer):
+            self.replay_buffer_kwargs.update(n_steps=self.n_steps, gamma=self.gamma, demo_fraction=self.demo_fraction)
+        elif self.demonstrations is not None or self.demo_fraction > 0:
+            raise ValueError("demonstrations and demo_fraction need an IBRLReplayBuffer (or a subclass) as replay_buffer_class")
+        n_steps, self.n_steps = self.n_steps, 1  # n-step returns are set up above, not by SB3's default buffer choice
+        super()._setup_model()
+        self.n_steps = n_steps
+        if self.action_noise is None and self.exploration_std > 0:
+            action_dim = self.action_space.shape[0]  # type: ignore[index]
+            self.action_noise = NormalActionNoise(np.zeros(action_dim), self.exploration_std * np.ones(action_dim))
+
+        self.il_policy = as_il_policy(self.il_policy, self.observation_space, self.action_space, self.device)
+        self.policy.il_policy = self.il_policy
+        self.policy.proposal_beta = self.proposal_beta
+        self.policy.proposal_critic = self.proposal_critic
+        if self.demonstrations is not None:
+            self.add_demonstrations(self.demonstrations)
+            self.demonstrations = None  # now in the replay buffer (kept by save_replay_buffer)
+        self._il_choices: deque[bool] = deque(maxlen=1000)
+        self._bootstrap_il_fraction: Optional[float] = None
+
+    def add_demonstrations(self, demonstrations: DemoSource) -> int:
+        """
+        Add demonstrations to the replay buffer, where they stay for the whole run.
+
+        :param demonstrations: a demo file path, imitation ``Trajectory`` / ``Transitions``, or ``Episode`` objects
+        :return: the number of transitions added
+        """
+        if not isinstance(self.replay_buffer, IBRLReplayBuffer):
+            raise ValueError("Demonstrations need an IBRLReplayBuffer")
+        episodes = to_episodes(demonstrations)
+        check_episodes(episodes, self.observation_space, self.action_space)  # type: ignore[arg-type]
+        scale = lambda actions: self.policy.scale_action(np.clip(actions, self.action_space.low, self.action_space.high))  # type: ignore[union-attr]  # noqa: E731
+        self.replay_buffer.add_demonstrations(episodes, scale)
+        return sum(len(ep) for ep in episodes)
+
+    @property
+    def il_action_fraction(self) -> float:
+        """Fraction of the last (up to 1000) actions executed while training that came from the IL policy."""
+        return float(np.mean(self._il_choices)) if self._il_choices else float("nan")
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: Optional[ActionNoise] = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Act while collecting data: warm-up, then the actor proposal with exploration noise on the RL action."""
+        warming_up = self.num_timesteps < learning_starts
+        if warming_up and (self.il_policy is None or self.warmup == "random"):
+            return super()._sample_action(learning_starts, None, n_envs)  # uniform random actions
+        obs_tensor, _ = self.policy.obs_to_tensor(self._last_obs)  # type: ignore[arg-type]
+        with th.no_grad():
+            if warming_up:
+                scaled_action = self.il_policy(obs_tensor)  # type: ignore[misc]
+                use_il = th.ones(len(scaled_action), dtype=th.bool)
+            else:
+                noise = None
+                if action_noise is not None:
+                    noise = th.as_tensor(np.asarray(action_noise()), dtype=th.float32, device=self.device).reshape(n_envs, -1)
+                scaled_action, use_il = self.policy.propose(obs_tensor, rl_noise=noise, beta=self.proposal_beta)
+        self._il_choices.extend(use_il.cpu().numpy().tolist())
+        buffer_action = scaled_action.cpu().numpy()
+        return self.policy.unscale_action(buffer_action), buffer_action
+
+    def predict(
+        self,
+        observation: Union[np.ndarray, dict[str, np.ndarray]],
+        state: Optional[tuple[np.ndarray, ...]] = None,
+        episode_start: Optional[np.ndarray] = None,
+        deterministic: bool = False,
+        rl_only: bool = False,
+    ) -> tuple[np.ndarray, Optional[tuple[np.ndarray, ...]]]:
+        """
+        The hybrid action (actor proposal without exploration noise); ``rl_only=True`` acts with the RL actor alone.
+
+        ``deterministic=True`` takes the greedy choice; otherwise the choice configured by ``proposal_beta``.
+        """
+        act_with_il = self.policy.act_with_il
+        self.policy.act_with_il = act_with_il and not rl_only
+        try:
+            return self.policy.predict(observation, state, episode_start, deterministic)
+        finally:
+            self.policy.act_with_il = act_with_il
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        self.policy.set_training_mode(True)
+        self.actor_target.train(self.target_actor_dropout)
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+        il_policy = self.il_policy if self.bootstrap_proposal else None
+
+        actor_losses, critic_losses, q_means, target_means, bootstrap_il = [], [], [], [], []
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discounts = data.discounts if data.discounts is not None else self.gamma
+
+            target_q, used_il = td_target(
+                data,
+                self.actor_target,
+                self.critic_target,
+                il_policy,
+                discounts,
+                self.target_policy_noise,
+                self.target_noise_clip,
+            )
+            loss, current_q = critic_loss(self.critic, data, target_q)
+            self.critic.optimizer.zero_grad()
+            loss.backward()
+            self.critic.optimizer.step()
+            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)  # Alg. 1 line 17
+            critic_losses.append(loss.item())
+            q_means.append(current_q.mean().item())
+            target_means.append(target_q.mean().item())
+            bootstrap_il.append(used_il.float().mean().item())
+
+            if self._n_updates % self.policy_delay == 0:  # after G critic updates, one actor update (Alg. 1 line 19)
+                loss = actor_loss(self.actor, self.critic, data.observations, self.actor_q_reduction)
+                self.actor.optimizer.zero_grad()
+                loss.backward()
+                self.actor.optimizer.step()
+                polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)  # Alg. 1 line 20
+                actor_losses.append(loss.item())
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/critic_loss", np.mean(critic_losses))
+        if actor_losses:
+            self.logger.record("train/actor_loss", np.mean(actor_losses))
+        self.logger.record("train/q_values", np.mean(q_means))
+        self.logger.record("train/target_q_values", np.mean(target_means))
+        if il_policy is not None:
+            self._bootstrap_il_fraction = float(np.mean(bootstrap_il))
+            self.logger.record("train/bootstrap_il_fraction", self._bootstrap_il_fraction)
+        if self._il_choices:
+            self.logger.record("rollout/il_action_fraction", self.il_action_fraction)
+
+    def learn(
+        self: SelfIBRL,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "IBRL",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfIBRL:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        # The IL policy is kept (pickled with the model); demonstrations live in the replay buffer
+        return super()._excluded_save_params() + ["demonstrations", "_il_choices", "_bootstrap_il_fraction"]
