@@ -37,7 +37,12 @@ def sample_rows(buffer, obs_values):
     batch = buffer.sample(2000)
     rows = {}
     for i, obs in enumerate(batch.observations.flatten().tolist()):
-        rows[obs] = (batch.rewards[i].item(), batch.dones[i].item(), batch.discounts[i].item(), batch.next_observations[i].item())
+        rows[obs] = (
+            batch.rewards[i].item(),
+            batch.dones[i].item(),
+            batch.discounts[i].item(),
+            batch.next_observations[i].item(),
+        )
     return {k: rows[k] for k in obs_values}
 
 

@@ -173,9 +173,7 @@ class IBRLReplayBuffer(NStepReplayBuffer):
                 obs_seq = np.concatenate(
                     [self.observations[rows, env_idx], self.next_observations[rows[-1:], env_idx]], axis=0
                 )
-                self._add_episode(
-                    self.successes, obs_seq, self.actions[rows, env_idx], self.rewards[rows, env_idx], terminal
-                )
+                self._add_episode(self.successes, obs_seq, self.actions[rows, env_idx], self.rewards[rows, env_idx], terminal)
             self._episode_lengths[env_idx] = 0
 
     def sample(self, batch_size: int, env: Optional[VecNormalize] = None) -> ReplayBufferSamples:
@@ -189,7 +187,7 @@ class IBRLReplayBuffer(NStepReplayBuffer):
         elif n_online == 0:
             n_prior = batch_size
         elif self.demo_fraction > 0:
-            n_prior = int(round(batch_size * self.demo_fraction))
+            n_prior = round(batch_size * self.demo_fraction)
         else:  # uniform over online transitions and demonstrations together
             n_prior = int(np.random.binomial(batch_size, n_prior_available / (n_online + n_prior_available)))
         n_from_demos = int(np.random.binomial(n_prior, n_demo / n_prior_available)) if n_prior else 0

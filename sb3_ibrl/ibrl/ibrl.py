@@ -233,7 +233,9 @@ class IBRL(TD3):
         if issubclass(self.replay_buffer_class, IBRLReplayBuffer):
             self.replay_buffer_kwargs.update(n_steps=self.n_steps, gamma=self.gamma, demo_fraction=self.demo_fraction)
         elif self.demonstrations is not None or self.demo_fraction > 0:
-            raise ValueError("demonstrations and demo_fraction need an IBRLReplayBuffer (or a subclass) as replay_buffer_class")
+            raise ValueError(
+                "demonstrations and demo_fraction need an IBRLReplayBuffer (or a subclass) as replay_buffer_class"
+            )
         n_steps, self.n_steps = self.n_steps, 1  # n-step returns are set up above, not by SB3's default buffer choice
         super()._setup_model()
         self.n_steps = n_steps
@@ -383,4 +385,4 @@ class IBRL(TD3):
 
     def _excluded_save_params(self) -> list[str]:
         # The IL policy is kept (pickled with the model); demonstrations live in the replay buffer
-        return super()._excluded_save_params() + ["demonstrations", "_il_choices", "_bootstrap_il_fraction"]
+        return [*super()._excluded_save_params(), "demonstrations", "_il_choices", "_bootstrap_il_fraction"]

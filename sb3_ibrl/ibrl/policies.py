@@ -46,7 +46,9 @@ class IBRLActor(Actor):
         dropout: float = 0.5,
         layer_norm: bool = True,
     ):
-        super().__init__(observation_space, action_space, net_arch, features_extractor, features_dim, activation_fn, normalize_images)
+        super().__init__(
+            observation_space, action_space, net_arch, features_extractor, features_dim, activation_fn, normalize_images
+        )
         self.dropout, self.layer_norm = dropout, layer_norm
         self.mu = dropout_mlp(features_dim, get_action_dim(action_space), net_arch, activation_fn, dropout, layer_norm)
 
@@ -87,12 +89,16 @@ class EnsembleCritic(BaseModel):
         share_features_extractor: bool = False,
         layer_norm: bool = True,
     ):
-        super().__init__(observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images)
+        super().__init__(
+            observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
+        )
         if n_critics < 1:
             raise ValueError(f"n_critics must be >= 1, got {n_critics}")
         self.n_critics = n_critics
         self.share_features_extractor = share_features_extractor
-        self.q_networks = ensemble_mlp(n_critics, features_dim + get_action_dim(action_space), 1, net_arch, activation_fn, layer_norm)
+        self.q_networks = ensemble_mlp(
+            n_critics, features_dim + get_action_dim(action_space), 1, net_arch, activation_fn, layer_norm
+        )
 
     def forward(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """
