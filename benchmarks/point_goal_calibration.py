@@ -29,12 +29,14 @@ try:
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from sb3_ibrl.common.demos import Episode  # noqa: E402
-from sb3_ibrl.common.rollouts import evaluate_policy_success, record_episodes  # noqa: E402
-from sb3_ibrl.envs import POINT_GOAL_ID, PointGoalExpert  # noqa: E402
+from sb3_ibrl.common.demos import Episode
+from sb3_ibrl.common.rollouts import evaluate_policy_success, record_episodes
+from sb3_ibrl.envs import POINT_GOAL_ID, PointGoalExpert
 
 
-def train_bc(episodes: list[Episode], hidden: int = 256, n_steps: int = 2000, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+def train_bc(
+    episodes: list[Episode], hidden: int = 256, n_steps: int = 2000, seed: int = 0
+) -> Callable[[np.ndarray], np.ndarray]:
     """
     Fit an MLP (2 hidden layers, tanh output) to the demos' actions by full-batch MSE regression.
 
@@ -48,7 +50,12 @@ def train_bc(episodes: list[Episode], hidden: int = 256, n_steps: int = 2000, se
     obs = th.as_tensor(np.concatenate([ep.obs[:-1] for ep in episodes]), dtype=th.float32)
     acts = th.as_tensor(np.concatenate([ep.acts for ep in episodes]), dtype=th.float32)
     net = nn.Sequential(
-        nn.Linear(obs.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, acts.shape[1]), nn.Tanh()
+        nn.Linear(obs.shape[1], hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, acts.shape[1]),
+        nn.Tanh(),
     )
     optimizer = th.optim.Adam(net.parameters(), lr=1e-3)
     for _ in range(n_steps):
@@ -71,11 +78,11 @@ def main() -> None:
     parser.add_argument("--skip-td3", action="store_true")
     parser.add_argument("--demo-seeds", type=int, default=3, help="number of demo sets per demo count")
     args = parser.parse_args()
-    th.set_num_threads(2)
+    th.set_num_threads(1)
     env = gym.make(POINT_GOAL_ID)
     print(f"env: {POINT_GOAL_ID}, max_episode_steps={env.spec.max_episode_steps}, kwargs of the unwrapped env:")
     unwrapped = env.unwrapped
-    for name in ("goal_radius", "hold_steps", "hold_speed", "min_start_distance", "dt", "max_accel", "drag", "max_speed"):
+    for name in ("goal_radius", "hold_steps", "hold_speed", "wall", "start_x_max", "dt", "max_accel", "drag", "max_speed"):
         print(f"  {name} = {getattr(unwrapped, name)}")
     print(f"  goal = {tuple(unwrapped.fixed_goal)}, random_goal = {unwrapped.random_goal}")
 
@@ -95,8 +102,10 @@ def main() -> None:
             policy = train_bc(demos, seed=demo_seed)
             rate, length = evaluate_policy_success(env, policy, 100, seed=3000)
             rates.append(rate)
-            print(f"(b) BC on {n_demos} demo(s), demo seed {demo_seed} (lengths {[len(ep) for ep in demos]}): "
-                  f"success {rate:.2f}, mean length {length:.1f}")
+            print(
+                f"(b) BC on {n_demos} demo(s), demo seed {demo_seed} (lengths {[len(ep) for ep in demos]}): "
+                f"success {rate:.2f}, mean length {length:.1f}"
+            )
         print(f"(b) BC on {n_demos} demo(s): mean success {np.mean(rates):.2f}")
 
     # (c) TD3 from scratch

@@ -11,11 +11,11 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 
 import sb3_ibrl
 from sb3_ibrl import IBRL
 from sb3_ibrl.common.bc import train_bc
+from sb3_ibrl.common.callbacks import SuccessCurveCallback
 from sb3_ibrl.common.rollouts import evaluate_policy_success, record_episodes
 from sb3_ibrl.envs import PointGoalExpert
 
@@ -64,24 +64,9 @@ def main() -> None:
 
     # 3. IBRL: the frozen BC policy proposes actions next to the RL actor; demos prefill the replay buffer
     model = IBRL("MlpPolicy", env, il_policy=bc, demonstrations=demos, seed=args.seed, **POINT_GOAL_IBRL)
-    eval_env = gym.make(args.env)
-    eval_env.reset(seed=10_000)
-    start = time.perf_counter()
-
-    class PrintSuccess(BaseCallback):
-        """Print one line of the success curve after every evaluation."""
-
-        def _on_step(self) -> bool:
-            success = float(np.mean(self.parent.evaluations_successes[-1]))
-            elapsed = time.perf_counter() - start
-            print(f"{self.num_timesteps:>10} {success:>8.0%} {model.il_action_fraction:>11.0%} {elapsed:>7.0f}s", flush=True)
-            return True
-
-    callback = EvalCallback(
-        eval_env, eval_freq=args.eval_every, n_eval_episodes=args.eval_episodes, callback_after_eval=PrintSuccess()
-    )
-    print(f"[3/3] IBRL for {args.steps} env steps, evaluating every {args.eval_every}")
-    print(f"{'env steps':>10} {'success':>8} {'IL actions':>11} {'elapsed':>8}")
+    callback = SuccessCurveCallback(gym.make(args.env), args.eval_every, args.eval_episodes, print_curve=True)
+    print(f"[3/3] IBRL for {args.steps} env steps, evaluating every {args.eval_every} (hybrid policy, deterministic)")
+    print(callback.header())
     model.learn(args.steps, callback=callback)
     if args.save:
         model.save(args.save)

@@ -3,7 +3,7 @@ import os
 from sb3_ibrl.ibrl import IBRL
 
 # Registers the built-in gymnasium environments (e.g. "PointGoal-v0")
-import sb3_ibrl.envs  # noqa: F401, E402  isort: skip
+import sb3_ibrl.envs  # noqa: F401  isort: skip
 
 # Read version from file
 version_file = os.path.join(os.path.dirname(__file__), "version.txt")

@@ -33,7 +33,9 @@ class FrozenILPolicy(nn.Module):
     :param description: what the policy was built from, for messages and ``repr``
     """
 
-    def __init__(self, policy: Union[BasePolicy, nn.Module, Callable[[th.Tensor], Any]], action_space: spaces.Box, description: str):
+    def __init__(
+        self, policy: Union[BasePolicy, nn.Module, Callable[[th.Tensor], Any]], action_space: spaces.Box, description: str
+    ):
         super().__init__()
         self.description = description
         self.action_space = action_space

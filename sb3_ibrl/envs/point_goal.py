@@ -3,27 +3,30 @@
 
 A point mass with momentum moves in the square arena ``[-1, 1]^2``. The action is a force in
 ``[-1, 1]^2`` (an acceleration, scaled by ``max_accel``); the velocity decays through linear drag and
-is capped at ``max_speed``; the position is clipped to the walls, and the velocity component that
-pushes into a wall is zeroed on contact. One control step lasts ``dt`` seconds.
+is capped at ``max_speed`` per axis. The outer walls and an inner wall (a rectangle between the start
+region and the goal) stop the point: its position is clipped to the wall and the velocity component
+that pushes into the wall is zeroed (it slides along the wall). One control step lasts ``dt`` seconds.
 
-Task: reach the goal disc (radius ``goal_radius``) **and stay in it slowly** (speed below
-``hold_speed``) for ``hold_steps`` consecutive steps. The step that completes the hold is a success:
-reward ``1.0`` and ``terminated=True``. Every other step gives reward ``0.0`` (sparse reward).
-``info["is_success"]`` is set on every step. The episode time limit (``max_episode_steps`` of the
-gymnasium registration, ``PointGoal-v0``) is a truncation.
+Task: get around the inner wall, reach the goal disc (radius ``goal_radius``) **and stay in it
+slowly** (speed below ``hold_speed``) for ``hold_steps`` consecutive steps. The step that completes
+the hold is a success: reward ``1.0`` and ``terminated=True``. Every other step gives reward ``0.0``
+(sparse reward). ``info["is_success"]`` is set on every step. The episode time limit
+(``max_episode_steps`` of the gymnasium registration ``PointGoal-v0``) is a truncation.
 
-Episodes start at rest at a position drawn uniformly in the arena, at least ``min_start_distance``
-from the goal, so a random policy practically never succeeds: the task is hard to discover by
-exploration but easy to learn from a few demonstrations.
+Episodes start at rest at a position drawn uniformly in the left part of the arena (``x <=
+start_x_max``), behind the inner wall, so a random policy practically never succeeds and the
+path to the goal bends one way or the other depending on the start: hard to discover by
+exploration, learnable from a few demonstrations (but not perfectly by behaviour cloning).
 
 Observation (``float32``):
 
 - fixed goal (default): ``[x, y, vx, vy]``
 - randomised goal (``random_goal=True``): ``[x, y, vx, vy, goal_x, goal_y]``
 
-:class:`PointGoalExpert` is a human-like demonstrator: a PD controller that steers along a curved
-detour, brakes sluggishly and acts with temporally correlated noise. It succeeds in almost every
-episode, more slowly than an optimal controller would.
+:class:`PointGoalExpert` is a human-like demonstrator: it steers around the wall through waypoints
+on the side of the wall nearer to it, with a sluggish velocity controller (it overshoots corners and
+brakes late) and temporally correlated action noise. It succeeds in almost every episode, more
+slowly than an optimal controller would.
 """
 
 from collections.abc import Sequence
@@ -33,25 +36,30 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-DEFAULT_GOAL = (0.5, 0.5)
 ARENA_HALF_SIZE = 1.0
+DEFAULT_GOAL = (0.6, 0.0)
+# Inner wall: (x_min, x_max, y_min, y_max)
+DEFAULT_WALL = (0.1, 0.25, -0.7, 0.7)
+
+WallSpec = Optional[Sequence[float]]
 
 
 class PointGoalEnv(gym.Env):
     """
-    A 2-D point mass (double integrator with drag) that must reach a goal disc and stay there.
+    A 2-D point mass (double integrator with drag) that must get around a wall, reach a goal disc
+    and stay there.
 
     :param goal: goal position, used when ``random_goal`` is ``False``
-    :param random_goal: draw the goal uniformly in the arena (away from the walls) at every reset and
-        append it to the observation
+    :param random_goal: draw the goal at every reset (right of the wall) and append it to the observation
     :param goal_radius: radius of the goal disc
     :param hold_steps: number of consecutive steps the point must spend slowly inside the disc
     :param hold_speed: speed below which the point counts as stopped inside the disc
-    :param min_start_distance: minimal distance between the start position and the goal
+    :param wall: inner wall ``(x_min, x_max, y_min, y_max)``, or ``None`` for an empty arena
+    :param start_x_max: episodes start at rest at a position uniform in ``[-0.95, start_x_max] x [-0.95, 0.95]``
     :param dt: duration of one control step (seconds)
-    :param max_accel: acceleration produced by an action of norm 1 per axis
+    :param max_accel: acceleration produced by an action of 1 on an axis
     :param drag: linear drag coefficient (1/s): ``dv/dt = max_accel * action - drag * v``
-    :param max_speed: speed cap (per axis), also the bound of the velocity part of the observation
+    :param max_speed: speed cap per axis, also the bound of the velocity part of the observation
     :param render_mode: ``None`` or ``"rgb_array"`` (a small top-down image)
     """
 
@@ -62,9 +70,10 @@ class PointGoalEnv(gym.Env):
         goal: Sequence[float] = DEFAULT_GOAL,
         random_goal: bool = False,
         goal_radius: float = 0.1,
-        hold_steps: int = 5,
+        hold_steps: int = 8,
         hold_speed: float = 0.2,
-        min_start_distance: float = 1.0,
+        wall: WallSpec = DEFAULT_WALL,
+        start_x_max: float = -0.3,
         dt: float = 0.1,
         max_accel: float = 1.0,
         drag: float = 0.5,
@@ -79,11 +88,16 @@ class PointGoalEnv(gym.Env):
         self.fixed_goal = np.asarray(goal, dtype=np.float64).reshape(2)
         if np.any(np.abs(self.fixed_goal) > ARENA_HALF_SIZE):
             raise ValueError(f"The goal {tuple(self.fixed_goal)} lies outside the arena [-1, 1]^2")
+        self.wall = None if wall is None else tuple(float(v) for v in wall)
+        if self.wall is not None and (len(self.wall) != 4 or self.wall[0] >= self.wall[1] or self.wall[2] >= self.wall[3]):
+            raise ValueError(f"wall must be (x_min, x_max, y_min, y_max) with x_min < x_max and y_min < y_max, got {wall}")
+        if self.wall is not None and start_x_max >= self.wall[0]:
+            raise ValueError(f"start_x_max ({start_x_max}) must be left of the wall (x_min = {self.wall[0]})")
         self.random_goal = random_goal
         self.goal_radius = float(goal_radius)
         self.hold_steps = int(hold_steps)
         self.hold_speed = float(hold_speed)
-        self.min_start_distance = float(min_start_distance)
+        self.start_x_max = float(start_x_max)
         self.dt = float(dt)
         self.max_accel = float(max_accel)
         self.drag = float(drag)
@@ -113,9 +127,11 @@ class PointGoalEnv(gym.Env):
             "hold_count": self.hold_count,
         }
 
-    def reset(self, *, seed: Optional[int] = None, options: Optional[dict[str, Any]] = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: Optional[int] = None, options: Optional[dict[str, Any]] = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """
-        Start a new episode at rest, far from the goal.
+        Start a new episode at rest, left of the wall.
 
         :param seed: seed of the env's random generator
         :param options: unused
@@ -123,20 +139,38 @@ class PointGoalEnv(gym.Env):
         """
         super().reset(seed=seed)
         if self.random_goal:
-            self.goal = self.np_random.uniform(-0.7, 0.7, size=2)
+            x_low = 0.45 if self.wall is None else self.wall[1] + 0.2
+            self.goal = np.array([self.np_random.uniform(x_low, 0.85), self.np_random.uniform(-0.7, 0.7)])
         else:
             self.goal = self.fixed_goal.copy()
-        # Rejection sampling of a start far from the goal (the arena is large enough for this to end fast)
-        for _ in range(1000):
-            pos = self.np_random.uniform(-0.95 * ARENA_HALF_SIZE, 0.95 * ARENA_HALF_SIZE, size=2)
-            if np.linalg.norm(pos - self.goal) >= self.min_start_distance:
-                break
-        else:  # pragma: no cover - only reachable with an unreasonable min_start_distance
-            raise RuntimeError(f"Could not find a start position at distance >= {self.min_start_distance} from the goal")
-        self.pos = pos
+        limit = 0.95 * ARENA_HALF_SIZE
+        self.pos = np.array([self.np_random.uniform(-limit, self.start_x_max), self.np_random.uniform(-limit, limit)])
         self.vel = np.zeros(2)
         self.hold_count = 0
         return self._get_obs(), self._get_info(False)
+
+    def _move(self) -> None:
+        """Integrate the position one step, stopping at the outer walls and at the inner wall."""
+        new = self.pos + self.dt * self.vel
+        if self.wall is not None:
+            x_min, x_max, y_min, y_max = self.wall
+            # Along x, at the old y (segment test, so that no step tunnels through the wall)
+            if y_min < self.pos[1] < y_max:
+                if self.pos[0] <= x_min < new[0]:
+                    new[0], self.vel[0] = x_min, 0.0
+                elif self.pos[0] >= x_max > new[0]:
+                    new[0], self.vel[0] = x_max, 0.0
+            # Along y, at the new x
+            if x_min < new[0] < x_max:
+                if self.pos[1] <= y_min < new[1]:
+                    new[1], self.vel[1] = y_min, 0.0
+                elif self.pos[1] >= y_max > new[1]:
+                    new[1], self.vel[1] = y_max, 0.0
+        for axis in range(2):
+            if abs(new[axis]) >= ARENA_HALF_SIZE:
+                new[axis] = np.sign(new[axis]) * ARENA_HALF_SIZE
+                self.vel[axis] = 0.0
+        self.pos = new
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """
@@ -149,11 +183,7 @@ class PointGoalEnv(gym.Env):
         action = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
         self.vel = self.vel + self.dt * (self.max_accel * action - self.drag * self.vel)
         self.vel = np.clip(self.vel, -self.max_speed, self.max_speed)
-        self.pos = self.pos + self.dt * self.vel
-        for axis in range(2):  # walls: clip the position, stop the motion into the wall
-            if abs(self.pos[axis]) >= ARENA_HALF_SIZE:
-                self.pos[axis] = np.sign(self.pos[axis]) * ARENA_HALF_SIZE
-                self.vel[axis] = 0.0
+        self._move()
 
         inside = np.linalg.norm(self.pos - self.goal) <= self.goal_radius
         slow = np.linalg.norm(self.vel) <= self.hold_speed
@@ -164,7 +194,8 @@ class PointGoalEnv(gym.Env):
 
     def render(self) -> Optional[np.ndarray]:
         """
-        Draw the arena from above (``render_mode="rgb_array"`` only): goal disc in green, point in red.
+        Draw the arena from above (``render_mode="rgb_array"`` only): wall in grey, goal disc in green,
+        point in red.
 
         :return: an ``(84, 84, 3)`` ``uint8`` image, or ``None`` without a render mode
         """
@@ -174,10 +205,11 @@ class PointGoalEnv(gym.Env):
         coords = (np.arange(size) + 0.5) / size * 2 * ARENA_HALF_SIZE - ARENA_HALF_SIZE
         xs, ys = np.meshgrid(coords, -coords)  # image rows go downwards, y goes upwards
         image = np.full((size, size, 3), 255, dtype=np.uint8)
-        goal_mask = (xs - self.goal[0]) ** 2 + (ys - self.goal[1]) ** 2 <= self.goal_radius**2
-        image[goal_mask] = (80, 200, 80)
-        point_mask = (xs - self.pos[0]) ** 2 + (ys - self.pos[1]) ** 2 <= 0.04**2
-        image[point_mask] = (220, 40, 40)
+        if self.wall is not None:
+            x_min, x_max, y_min, y_max = self.wall
+            image[(xs >= x_min) & (xs <= x_max) & (ys >= y_min) & (ys <= y_max)] = (120, 120, 120)
+        image[(xs - self.goal[0]) ** 2 + (ys - self.goal[1]) ** 2 <= self.goal_radius**2] = (80, 200, 80)
+        image[(xs - self.pos[0]) ** 2 + (ys - self.pos[1]) ** 2 <= 0.04**2] = (220, 40, 40)
         return image
 
 
@@ -185,15 +217,17 @@ class PointGoalExpert:
     """
     A scripted, imperfect demonstrator for :class:`PointGoalEnv`, like a human teleoperator.
 
-    It is a PD controller whose target bends the path into a curved detour (the aim is rotated away
-    from the goal direction, the more so the farther the goal), with a low damping gain (sluggish
-    braking, so it overshoots and settles) and temporally correlated action noise. It succeeds in
-    almost every episode, but takes noticeably longer than necessary.
+    It heads for a waypoint beyond the near end of the inner wall (the end on its side of the
+    wall), then for the goal, with a velocity controller: a desired velocity towards the current
+    target (slowing down near the goal only) tracked with a low gain, so it cuts corners wide,
+    brakes late and settles with some overshoot, plus temporally correlated action noise. It
+    succeeds in almost every episode, but takes noticeably longer than necessary.
 
     :param goal: goal position of a fixed-goal env (ignored when the observation carries the goal)
-    :param kp: proportional gain
-    :param kd: damping gain
-    :param detour_angle: rotation (radians) of the aim at a distance of 1 from the goal
+    :param wall: the env's inner wall ``(x_min, x_max, y_min, y_max)``, or ``None``
+    :param cruise_speed: desired speed far from the goal
+    :param gain: velocity-tracking gain (low: sluggish)
+    :param approach_gain: desired speed per unit of distance to the goal, near it
     :param noise_std: standard deviation of the stationary action noise
     :param noise_corr: correlation of the noise between consecutive calls (0: white noise)
     :param seed: seed of the noise generator
@@ -202,17 +236,19 @@ class PointGoalExpert:
     def __init__(
         self,
         goal: Sequence[float] = DEFAULT_GOAL,
-        kp: float = 2.0,
-        kd: float = 1.2,
-        detour_angle: float = 0.6,
+        wall: WallSpec = DEFAULT_WALL,
+        cruise_speed: float = 0.8,
+        gain: float = 2.0,
+        approach_gain: float = 1.5,
         noise_std: float = 0.3,
         noise_corr: float = 0.7,
         seed: Optional[int] = None,
     ) -> None:
         self.goal = np.asarray(goal, dtype=np.float64).reshape(2)
-        self.kp = kp
-        self.kd = kd
-        self.detour_angle = detour_angle
+        self.wall = None if wall is None else tuple(float(v) for v in wall)
+        self.cruise_speed = cruise_speed
+        self.gain = gain
+        self.approach_gain = approach_gain
         self.noise_std = noise_std
         self.noise_corr = noise_corr
         self.rng = np.random.default_rng(seed)
@@ -236,6 +272,30 @@ class PointGoalExpert:
             self._noise = self.noise_corr * self._noise + np.sqrt(1.0 - self.noise_corr**2) * white
         return self._noise
 
+    def _targets(self, pos: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Current target of each row and whether it is the goal itself."""
+        target, is_goal = goal.copy(), np.ones(len(pos), dtype=bool)
+        if self.wall is None:
+            return target, is_goal
+        x_min, x_max, y_min, y_max = self.wall
+        margin = 0.2
+        # Pass the wall on the side of its end nearer to the point (and to the goal, on a tie)
+        side = np.where(
+            np.abs(pos[:, 1] - y_max) + np.abs(goal[:, 1] - y_max) <= np.abs(pos[:, 1] - y_min) + np.abs(goal[:, 1] - y_min),
+            1.0,
+            -1.0,
+        )
+        corner_y = np.where(side > 0, y_max + margin, y_min - margin)
+        blocked = (side > 0) & (pos[:, 1] < y_max + 0.5 * margin) | (side < 0) & (pos[:, 1] > y_min - 0.5 * margin)
+        before = pos[:, 0] < x_min - 0.5 * margin
+        beside = ~before & (pos[:, 0] < x_max + 0.5 * margin)
+        first = before & blocked  # go to the corner before the wall
+        second = (before & ~blocked) | beside  # then along the wall, to the corner after it
+        target[first] = np.stack([np.full(first.sum(), x_min - margin), corner_y[first]], axis=1)
+        target[second] = np.stack([np.full(second.sum(), x_max + margin), corner_y[second]], axis=1)
+        is_goal &= ~(first | second)
+        return target, is_goal
+
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """
         Act on one observation (``(obs_dim,)`` -> ``(2,)``) or a batch (``(n, obs_dim)`` -> ``(n, 2)``).
@@ -247,17 +307,17 @@ class PointGoalExpert:
         single = obs.ndim == 1
         batch = obs.reshape(1, -1) if single else obs
         pos, vel = batch[:, 0:2], batch[:, 2:4]
-        goal = batch[:, 4:6] if batch.shape[1] >= 6 else np.broadcast_to(self.goal, pos.shape)
+        goal = batch[:, 4:6] if batch.shape[1] >= 6 else np.broadcast_to(self.goal, pos.shape).copy()
 
-        to_goal = goal - pos
-        dist = np.linalg.norm(to_goal, axis=1, keepdims=True)
-        # Curved detour: aim at the goal rotated around the point, by an angle growing with the distance
-        angle = self.detour_angle * np.clip(dist[:, 0], 0.0, 1.0)
-        cos, sin = np.cos(angle), np.sin(angle)
-        aim = np.stack([cos * to_goal[:, 0] - sin * to_goal[:, 1], sin * to_goal[:, 0] + cos * to_goal[:, 1]], axis=1)
-        action = self.kp * aim - self.kd * vel
-        # Noise fades near the goal (a human steadies the hand when stopping), so it still finishes
-        noise_scale = np.clip(dist / 0.3, 0.3, 1.0)
+        target, is_goal = self._targets(pos, goal)
+        offset = target - pos
+        dist = np.linalg.norm(offset, axis=1, keepdims=True)
+        speed = np.where(is_goal[:, None], np.minimum(self.cruise_speed, self.approach_gain * dist), self.cruise_speed)
+        desired_vel = speed * offset / np.maximum(dist, 1e-6)
+        action = self.gain * (desired_vel - vel)
+        # Noise fades near the goal (a human steadies the hand when stopping), so that it still finishes
+        goal_dist = np.linalg.norm(goal - pos, axis=1, keepdims=True)
+        noise_scale = np.clip(goal_dist / 0.3, 0.3, 1.0)
         action = action + noise_scale * self._next_noise(len(batch))
         action = np.clip(action, -1.0, 1.0).astype(np.float32)
         return action[0] if single else action
