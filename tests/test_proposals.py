@@ -17,9 +17,13 @@ class LinearCritics(nn.Module):
     def __init__(self, scales: list[float]):
         super().__init__()
         self.scales = th.tensor(scales).view(-1, 1, 1)
+        self.n_critics = len(scales)
+        self.evaluated: list[int] = []
 
-    def forward(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        return self.scales * actions.sum(dim=1, keepdim=True)[None] + obs[:, :1][None]  # (E, batch, 1)
+    def forward(self, obs: th.Tensor, actions: th.Tensor, members=None) -> th.Tensor:
+        scales = self.scales if members is None else self.scales[members]
+        self.evaluated.append(len(scales))
+        return scales * actions.sum(dim=1, keepdim=True)[None] + obs[:, :1][None]  # (k, batch, 1)
 
 
 class ConstantActor(nn.Module):
@@ -88,6 +92,19 @@ def test_td_target_with_bootstrap_proposal_by_hand():
     target, used_il = td_target(data, actor, critics, None, 0.9, target_policy_noise=0.0, target_noise_clip=0.3)
     assert target.flatten().tolist() == pytest.approx([0.9 * -0.5, 1.0, 0.9 * -2.0])
     assert not used_il.any()
+
+
+def test_td_target_evaluates_a_random_pair_of_five():
+    th.manual_seed(0)
+    critics = LinearCritics([1.0, 2.0, 3.0, 4.0, 5.0])
+    data = _batch(rewards=[0.0], dones=[0.0], next_first=[0.0])
+    il = lambda obs: th.full((len(obs), 1), -1.0)  # noqa: E731  Q_i = -scale_i: min over a pair = -max(pair)
+    targets = set()
+    for _ in range(200):
+        target, _ = td_target(data, ConstantActor(-1.0), critics, il, 1.0, target_policy_noise=0.0, target_noise_clip=0.3)
+        targets.add(target.item())
+    assert set(critics.evaluated) == {2}  # only the two drawn critics are computed
+    assert targets == {-2.0, -3.0, -4.0, -5.0}  # -max of a pair of distinct scales: never -1
 
 
 def test_td_target_noise_is_clipped_and_action_bounded():

@@ -4,6 +4,8 @@ per layer, no Python loop over modules) and the actor MLP with LayerNorm and dro
 """
 
 import math
+from collections.abc import Iterable
+from typing import Optional
 
 import torch as th
 from torch import nn
@@ -32,9 +34,11 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: th.Tensor) -> th.Tensor:
-        # (E, batch, in) -> (E, batch, out)
-        return th.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:
+        # (k, batch, in) -> (k, batch, out), k = E or len(members)
+        if members is None:
+            return th.baddbmm(self.bias, x, self.weight)
+        return th.baddbmm(self.bias[members], x, self.weight[members])
 
     def extra_repr(self) -> str:
         return f"n_members={self.n_members}, in_features={self.in_features}, out_features={self.out_features}"
@@ -54,9 +58,34 @@ class EnsembleLayerNorm(nn.Module):
         self.weight = nn.Parameter(th.ones(n_members, 1, features))
         self.bias = nn.Parameter(th.zeros(n_members, 1, features))
 
+    def forward(self, x: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:
+        # (k, batch, features) -> (k, batch, features)
+        weight, bias = (self.weight, self.bias) if members is None else (self.weight[members], self.bias[members])
+        return th.addcmul(bias, F.layer_norm(x, (self.features,)), weight)
+
+
+class EnsembleMLP(nn.Sequential):
+    """
+    E independent MLPs as one module: ``(E, batch, in) -> (E, batch, out)``; with ``members``, only those
+    members are evaluated: ``(k, batch, in) -> (k, batch, out)`` (e.g. the 2 critics of a REDQ target).
+    """
+
+    def forward(self, x: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:  # type: ignore[override]
+        for layer in self:
+            x = layer(x, members) if isinstance(layer, (EnsembleLinear, EnsembleLayerNorm)) else layer(x)
+        return x
+
+
+class Dropout(nn.Dropout):
+    """
+    ``nn.Dropout`` with a faster mask on the CPU (``rand_like`` is about 3x faster than ``bernoulli_`` there);
+    same semantics: zero with probability ``p`` in training, scale the rest by ``1 / (1 - p)``.
+    """
+
     def forward(self, x: th.Tensor) -> th.Tensor:
-        # (E, batch, features) -> (E, batch, features)
-        return F.layer_norm(x, (self.features,)) * self.weight + self.bias
+        if not self.training or self.p == 0.0 or x.is_cuda:
+            return super().forward(x)
+        return x * (th.rand_like(x) >= self.p).to(x.dtype) * (1.0 / (1.0 - self.p))
 
 
 def ensemble_mlp(
@@ -66,7 +95,7 @@ def ensemble_mlp(
     net_arch: list[int],
     activation_fn: type[nn.Module] = nn.ReLU,
     layer_norm: bool = True,
-) -> nn.Sequential:
+) -> EnsembleMLP:
     """
     E independent MLPs ``[Linear -> LayerNorm -> activation] x len(net_arch) -> Linear`` as one module
     mapping ``(E, batch, input_dim)`` to ``(E, batch, output_dim)``.
@@ -88,7 +117,7 @@ def ensemble_mlp(
         layers.append(activation_fn())
         last_dim = hidden_dim
     layers.append(EnsembleLinear(n_members, last_dim, output_dim))
-    return nn.Sequential(*layers)
+    return EnsembleMLP(*layers)
 
 
 def dropout_mlp(
@@ -121,10 +150,26 @@ def dropout_mlp(
         if layer_norm:
             layers.append(nn.LayerNorm(hidden_dim))
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         layers.append(activation_fn())
         last_dim = hidden_dim
     layers.append(nn.Linear(last_dim, output_dim))
     if squash_output:
         layers.append(nn.Tanh())
     return nn.Sequential(*layers)
+
+
+@th.no_grad()
+def ema_update(params: Iterable[th.Tensor], target_params: Iterable[th.Tensor], tau: float) -> None:
+    """
+    Exponential moving average of the target parameters, ``target <- (1 - tau) * target + tau * param``
+    (the paper's rho = 1 - tau), in one fused ``_foreach_lerp_`` call.
+
+    :param params: the online parameters
+    :param target_params: the target parameters, updated in place
+    :param tau: the update coefficient
+    """
+    params, target_params = list(params), list(target_params)
+    if len(params) != len(target_params):
+        raise ValueError(f"{len(params)} parameters for {len(target_params)} target parameters")
+    th._foreach_lerp_(target_params, params, tau)

@@ -12,15 +12,15 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
-from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.td3.td3 import TD3
 from torch.nn import functional as F
 
 from sb3_ibrl.common.buffers import IBRLReplayBuffer
 from sb3_ibrl.common.demos import DemoSource, check_episodes, to_episodes
 from sb3_ibrl.common.il import FrozenILPolicy, ILPolicySource, as_il_policy
+from sb3_ibrl.common.networks import ema_update
 from sb3_ibrl.ibrl.policies import EnsembleCritic, IBRLActor, IBRLPolicy, MlpPolicy
-from sb3_ibrl.ibrl.proposals import bootstrap_proposal, min_over_random_subset
+from sb3_ibrl.ibrl.proposals import bootstrap_proposal, random_subset
 
 SelfIBRL = TypeVar("SelfIBRL", bound="IBRL")
 
@@ -43,14 +43,17 @@ def td_target(
         next_obs = data.next_observations
         noise = (th.randn_like(data.actions) * target_policy_noise).clamp(-target_noise_clip, target_noise_clip)
         next_rl = (actor_target(next_obs) + noise).clamp(-1.0, 1.0)  # (batch, action_dim)
+        # Only the 2 drawn critics are evaluated (REDQ): E = 5 costs no more than E = 2 here
+        members = random_subset(critic_target.n_critics, 2, next_rl.device)
         if il_policy is None:
-            next_q = min_over_random_subset(critic_target(next_obs, next_rl))  # (batch, 1)
+            next_q = critic_target(next_obs, next_rl, members).min(dim=0).values  # (batch, 1)
             used_il = th.zeros(len(next_q), dtype=th.bool, device=next_q.device)
         else:
             batch = len(next_rl)
             both_obs = th.cat([next_obs, next_obs], dim=0)  # type: ignore[list-item]
-            both_q = critic_target(both_obs, th.cat([next_rl, il_policy(next_obs)], dim=0))  # (n_critics, 2 * batch, 1)
-            next_q_rl, next_q_il = min_over_random_subset(both_q).split(batch)  # (batch, 1) each
+            both_actions = th.cat([next_rl, il_policy(next_obs)], dim=0)  # (2 * batch, action_dim)
+            both_q = critic_target(both_obs, both_actions, members).min(dim=0).values  # (2 * batch, 1)
+            next_q_rl, next_q_il = both_q.split(batch)  # (batch, 1) each
             next_q = bootstrap_proposal(next_q_rl, next_q_il)  # (batch, 1)
             used_il = (next_q_il > next_q_rl).squeeze(-1)
         return data.rewards + (1.0 - data.dones) * discounts * next_q, used_il
@@ -71,7 +74,11 @@ def actor_loss(actor: IBRLActor, critic: EnsembleCritic, observations: th.Tensor
     """
     Algorithm 1 line 19: maximize the min over all E critics of Q(s, pi(s)) (``q_reduction="mean"``: the mean).
     """
-    q_values = critic(observations, actor(observations))  # (n_critics, batch, 1)
+    critic.requires_grad_(False)  # gradients flow through the critics to the actions, not into their weights
+    try:
+        q_values = critic(observations, actor(observations))  # (n_critics, batch, 1)
+    finally:
+        critic.requires_grad_(True)
     q_values = q_values.min(dim=0).values if q_reduction == "min" else q_values.mean(dim=0)  # (batch, 1)
     return -q_values.mean()
 
@@ -339,7 +346,7 @@ class IBRL(TD3):
             self.critic.optimizer.zero_grad()
             loss.backward()
             self.critic.optimizer.step()
-            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)  # Alg. 1 line 17
+            ema_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)  # Alg. 1 line 17
             critic_losses.append(loss.item())
             q_means.append(current_q.mean().item())
             target_means.append(target_q.mean().item())
@@ -350,7 +357,7 @@ class IBRL(TD3):
                 self.actor.optimizer.zero_grad()
                 loss.backward()
                 self.actor.optimizer.step()
-                polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)  # Alg. 1 line 20
+                ema_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)  # Alg. 1 line 20
                 actor_losses.append(loss.item())
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")

@@ -100,16 +100,18 @@ class EnsembleCritic(BaseModel):
             n_critics, features_dim + get_action_dim(action_space), 1, net_arch, activation_fn, layer_norm
         )
 
-    def forward(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    def forward(self, obs: th.Tensor, actions: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:
         """
         :param obs: observations, ``(batch, *obs_shape)``
         :param actions: actions in ``[-1, 1]``, ``(batch, action_dim)``
-        :return: Q-values of every critic, ``(n_critics, batch, 1)``
+        :param members: indices of the critics to evaluate (all when ``None``)
+        :return: Q-values of every (selected) critic, ``(n_critics or len(members), batch, 1)``
         """
-        with th.set_grad_enabled(not self.share_features_extractor):
+        with th.set_grad_enabled(not self.share_features_extractor and th.is_grad_enabled()):
             features = self.extract_features(obs, self.features_extractor)
         qvalue_input = th.cat([features, actions], dim=1)  # (batch, features + action)
-        return self.q_networks(qvalue_input.expand(self.n_critics, *qvalue_input.shape))  # (n_critics, batch, 1)
+        n_members = self.n_critics if members is None else len(members)
+        return self.q_networks(qvalue_input.expand(n_members, *qvalue_input.shape), members)  # (n_members, batch, 1)
 
 
 class IBRLPolicy(TD3Policy):

@@ -15,6 +15,20 @@ from typing import Optional
 import torch as th
 
 
+def random_subset(n_critics: int, subset_size: int = 2, device: th.device | str = "cpu") -> Optional[th.Tensor]:
+    """
+    Indices of a random subset of the critics (REDQ), or ``None`` (all of them) when there are no more than ``subset_size``.
+
+    :param n_critics: ensemble size E
+    :param subset_size: how many critics to draw
+    :param device: device of the indices
+    :return: ``subset_size`` distinct indices, or ``None``
+    """
+    if n_critics <= subset_size:
+        return None
+    return th.randperm(n_critics, device=device)[:subset_size]
+
+
 def min_over_random_subset(q_values: th.Tensor, subset_size: int = 2, deterministic: bool = False) -> th.Tensor:
     """
     Min over a random subset of the ensemble (one subset for the whole batch, as Alg. 1 lines 8 and 14).
@@ -31,8 +45,7 @@ def min_over_random_subset(q_values: th.Tensor, subset_size: int = 2, determinis
     if deterministic:
         subsets = th.combinations(th.arange(n_critics, device=q_values.device), subset_size)  # (n_subsets, subset_size)
         return q_values[subsets].min(dim=1).values.mean(dim=0)
-    subset = th.randperm(n_critics, device=q_values.device)[:subset_size]
-    return q_values[subset].min(dim=0).values
+    return q_values[random_subset(n_critics, subset_size, q_values.device)].min(dim=0).values
 
 
 def actor_proposal(q_rl: th.Tensor, q_il: th.Tensor, beta: Optional[float] = None) -> th.Tensor:
