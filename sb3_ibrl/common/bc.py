@@ -5,6 +5,7 @@ Behaviour cloning with the ``imitation`` library: the IL policy that IBRL bootst
 SB3 and gymnasium): ``pip install --no-deps imitation==1.0.1 tqdm``.
 """
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -53,6 +54,7 @@ def train_bc(
     net_arch: Optional[list[int]] = None,
     seed: int = 0,
     device: str = "auto",
+    verbose: int = 0,
 ) -> Any:
     """
     Train a BC policy with ``imitation``'s ``bc.BC`` (Gaussian NLL; its mean action is the IL action).
@@ -66,9 +68,12 @@ def train_bc(
     :param net_arch: hidden sizes of the MLP (default ``[256, 256]``)
     :param seed: random seed
     :param device: torch device
+    :param verbose: 0 for silence, 1 to print imitation's training log
     :return: the trained ``imitation.algorithms.bc.BC`` trainer (``trainer.policy`` is an SB3 ``ActorCriticPolicy``)
     """
     bc = import_bc()
+    from imitation.util import logger as imitation_logger
+
     episodes = to_episodes(demonstrations)
     check_episodes(episodes, observation_space, action_space)
     th.manual_seed(seed)
@@ -84,6 +89,10 @@ def train_bc(
         batch_size=min(batch_size, sum(len(ep) for ep in episodes)),  # imitation refuses batches larger than the data
         optimizer_kwargs=dict(lr=learning_rate),
         device=device,
+        custom_logger=imitation_logger.configure(format_strs=[] if verbose == 0 else ["stdout"]),
     )
-    trainer.train(n_batches=n_batches, progress_bar=False, log_interval=max(n_batches, 1))
+    with warnings.catch_warnings():
+        # imitation 1.0.1 logs a tensor that requires grad; harmless
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
+        trainer.train(n_batches=n_batches, progress_bar=False, log_interval=max(n_batches // 10, 1))
     return trainer
