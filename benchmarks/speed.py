@@ -47,10 +47,11 @@ def make_models(env_id: str, n_critics: int, net_arch: list[int], utd: int, batc
         "MlpPolicy", env, il_policy=il_policy, n_steps=1, policy_kwargs=dict(net_arch=net_arch, n_critics=n_critics), **common
     )
     noise = NormalActionNoise(np.zeros(action_dim), 0.1 * np.ones(action_dim))
-    td3 = TD3(
-        "MlpPolicy", gym.make(env_id), action_noise=noise, policy_kwargs=dict(net_arch=net_arch, n_critics=n_critics), **common
-    )
-    return {"IBRL": ibrl, "TD3": td3}
+    td3_kwargs = dict(net_arch=net_arch, n_critics=n_critics)
+    td3 = TD3("MlpPolicy", gym.make(env_id), action_noise=noise, policy_kwargs=td3_kwargs, **common)
+    td3_fused_kwargs = dict(td3_kwargs, optimizer_kwargs=dict(fused=True))
+    td3_fused = TD3("MlpPolicy", gym.make(env_id), action_noise=noise, policy_kwargs=td3_fused_kwargs, **common)
+    return {"IBRL": ibrl, "TD3": td3, "TD3 fused Adam": td3_fused}
 
 
 def time_per_1k_steps(model: Any, steps: int) -> float:
@@ -84,7 +85,8 @@ def main() -> None:
         times: dict[str, list[float]] = {"IBRL": [], "TD3": [], "TD3 fused Adam": []}
         for repeat in range(args.repeats):
             models = make_models(args.env, n_critics, args.net_arch, utd, args.batch_size, seed=repeat)
-            for name, model in models.items():
+            order = list(models.items()) if repeat % 2 == 0 else list(models.items())[::-1]  # no order bias
+            for name, model in order:
                 times[name].append(time_per_1k_steps(model, args.steps))
         ibrl, td3, td3_fused = (float(np.median(times[name])) for name in ("IBRL", "TD3", "TD3 fused Adam"))
         row = dict(
