@@ -1,11 +1,12 @@
 """
 IBRL vs TD3 with the same demos in its buffer (same networks: IBRL without an IL policy) on PointGoal-v0,
-over several seeds: the learning test of ``tests/test_learning.py``, swept.
+over several seeds: success-rate curves, the learning test of ``tests/test_learning.py`` swept.
 
-    python benchmarks/learning_check.py --seeds 0 1 2 3 --demos 1 --steps 2000
+    python benchmarks/learning_check.py --seeds 0 1 2 3 4 5 --steps 3000 --eval-every 500 --workers 2
 """
 
 import argparse
+import multiprocessing
 import time
 
 import gymnasium as gym
@@ -19,44 +20,60 @@ from sb3_ibrl.common.rollouts import evaluate_policy_success, record_episodes
 from sb3_ibrl.envs import POINT_GOAL_IBRL_SETTINGS, PointGoalExpert
 
 
+def run_seed(seed: int, n_demos: int, demo_seed: int, steps: int, eval_every: int, eval_episodes: int) -> dict:
+    """BC success, then the success curves of IBRL and TD3 + demos, for one seed."""
+    th.set_num_threads(1)
+    start = time.perf_counter()
+    env = gym.make("PointGoal-v0")
+    demos = record_episodes(env, PointGoalExpert(seed=demo_seed), n_episodes=n_demos, seed=demo_seed)
+    bc = train_bc(
+        demos, env.observation_space, env.action_space, n_batches=1000, learning_rate=1e-3, net_arch=[64, 64], seed=seed
+    )
+    row: dict = {"seed": seed}
+    row["BC"] = evaluate_policy_success(env, lambda obs: bc.policy.predict(obs, deterministic=True)[0], eval_episodes, 123)[0]
+    for name, il_policy in (("IBRL", bc), ("TD3 + demos", None)):
+        model = IBRL(
+            "MlpPolicy",
+            gym.make("PointGoal-v0"),
+            il_policy=il_policy,
+            demonstrations=demos,
+            seed=seed,
+            **POINT_GOAL_IBRL_SETTINGS,
+        )
+        curve = []
+        for k in range(steps // eval_every):
+            model.learn(eval_every, reset_num_timesteps=k == 0)
+            act = lambda obs, model=model: model.predict(obs, deterministic=True)[0]  # noqa: E731
+            curve.append(evaluate_policy_success(env, act, eval_episodes, seed=123)[0])
+        row[name] = curve
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     parser.add_argument("--demos", type=int, default=1)
     parser.add_argument("--demo-seed", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--eval-episodes", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--eval-episodes", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=2, help="seeds run in parallel processes (1 thread each)")
     args = parser.parse_args()
-    th.set_num_threads(1)
 
-    env = gym.make("PointGoal-v0")
-    demos = record_episodes(env, PointGoalExpert(seed=args.demo_seed), n_episodes=args.demos, seed=args.demo_seed)
-    rows = []
-    for seed in args.seeds:
-        start = time.perf_counter()
-        bc = train_bc(
-            demos, env.observation_space, env.action_space, n_batches=1000, learning_rate=1e-3, net_arch=[64, 64], seed=seed
-        )
-        bc_act = lambda obs, bc=bc: bc.policy.predict(obs, deterministic=True)[0]  # noqa: E731
-        row = {"BC": evaluate_policy_success(env, bc_act, args.eval_episodes, seed=123)[0]}
-        for name, il_policy in (("IBRL", bc), ("TD3 + demos", None)):
-            model = IBRL(
-                "MlpPolicy",
-                gym.make("PointGoal-v0"),
-                il_policy=il_policy,
-                demonstrations=demos,
-                seed=seed,
-                **POINT_GOAL_IBRL_SETTINGS,
-            )
-            model.learn(args.steps)
-            act = lambda obs, model=model: model.predict(obs, deterministic=True)[0]  # noqa: E731
-            row[name] = evaluate_policy_success(env, act, args.eval_episodes, seed=123)[0]
-        rows.append(row)
-        print(
-            f"seed {seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()) + f" ({time.perf_counter() - start:.0f}s)",
-            flush=True,
-        )
-    print("mean: " + ", ".join(f"{k} {np.mean([r[k] for r in rows]):.2f}" for k in rows[0]))
+    jobs = [(seed, args.demos, args.demo_seed, args.steps, args.eval_every, args.eval_episodes) for seed in args.seeds]
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
+        rows = pool.starmap(run_seed, jobs)
+    checkpoints = list(range(args.eval_every, args.steps + 1, args.eval_every))
+    print(f"success over {args.eval_episodes} episodes at env steps {checkpoints}")
+    print("| seed | BC | IBRL | TD3 + demos |")
+    print("| --- | --- | --- | --- |")
+    for row in rows:
+        curves = [" ".join(f"{v:.2f}" for v in row[name]) for name in ("IBRL", "TD3 + demos")]
+        print(f"| {row['seed']} | {row['BC']:.2f} | {curves[0]} | {curves[1]} |")
+    means = {name: np.mean([row[name] for row in rows], axis=0) for name in ("IBRL", "TD3 + demos")}
+    mean_curves = [" ".join(f"{v:.2f}" for v in means[name]) for name in ("IBRL", "TD3 + demos")]
+    print(f"| mean | {np.mean([row['BC'] for row in rows]):.2f} | {mean_curves[0]} | {mean_curves[1]} |")
 
 
 if __name__ == "__main__":
