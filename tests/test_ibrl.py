@@ -276,3 +276,29 @@ def test_sb3_policy_and_saved_files_as_il_policy(tmp_path):
     (tmp_path / "garbage.pth").write_bytes(b"not a policy")
     with pytest.raises(ValueError, match="Could not load"):
         small_ibrl(il_policy=str(tmp_path / "garbage.pth"))
+
+
+def test_success_from_info_reaches_sb3_logging():
+    import sb3_ibrl.envs  # noqa: F401
+    from sb3_ibrl.envs import PointGoalExpert
+
+    expert = PointGoalExpert(seed=0)
+    il = lambda obs: th.as_tensor(expert(obs.cpu().numpy()), dtype=th.float32)  # noqa: E731
+    # Warm-up rolls out the IL policy (here: the scripted expert), whose episodes succeed
+    model = small_ibrl(env="PointGoal-v0", il_policy=il, learning_starts=400)
+    model.learn(400)
+    assert len(model.ep_success_buffer) >= 3
+    assert np.mean(model.ep_success_buffer) >= 0.75
+    assert model.il_action_fraction == 1.0
+
+
+def test_load_without_the_il_policy(tmp_path):
+    model = small_ibrl(il_policy=LinearIL(), learning_starts=40)
+    model.learn(60)
+    model.save(tmp_path / "model.zip")
+    # Where the IL policy's code is not at hand, skip it: the model loads as its RL actor
+    loaded = IBRL.load(tmp_path / "model.zip", custom_objects={"il_policy": None})
+    assert loaded.il_policy is None and loaded.policy.il_policy is None
+    obs = np.stack([model.observation_space.sample() for _ in range(8)])
+    expected, _ = model.predict(obs, deterministic=True, rl_only=True)
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], expected)
