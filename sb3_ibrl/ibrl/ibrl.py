@@ -271,7 +271,11 @@ class IBRL(TD3):
             raise ValueError("Demonstrations need an IBRLReplayBuffer")
         episodes = to_episodes(demonstrations)
         check_episodes(episodes, self.observation_space, self.action_space)  # type: ignore[arg-type]
-        scale = lambda actions: self.policy.scale_action(np.clip(actions, self.action_space.low, self.action_space.high))  # type: ignore[union-attr]  # noqa: E731
+        low, high = self.action_space.low, self.action_space.high  # type: ignore[union-attr]
+
+        def scale(actions: np.ndarray) -> np.ndarray:  # env units -> [-1, 1], as the buffer stores actions
+            return self.policy.scale_action(np.clip(actions, low, high))
+
         self.replay_buffer.add_demonstrations(episodes, scale)
         return sum(len(ep) for ep in episodes)
 
