@@ -302,3 +302,11 @@ def test_load_without_the_il_policy(tmp_path):
     obs = np.stack([model.observation_space.sample() for _ in range(8)])
     expected, _ = model.predict(obs, deterministic=True, rl_only=True)
     np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], expected)
+
+
+def test_vec_normalize_with_il_policy_warns():
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    env = VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")]), norm_obs=True)
+    with pytest.warns(UserWarning, match="normalized"):
+        small_ibrl(env=env, il_policy=LinearIL())

@@ -2,6 +2,7 @@
 Imitation Bootstrapped Reinforcement Learning (IBRL) on SB3's TD3 (Hu et al., 2024, Algorithm 1).
 """
 
+import warnings
 from collections import deque
 from typing import Any, ClassVar, Optional, TypeVar, Union
 
@@ -251,6 +252,12 @@ class IBRL(TD3):
             self.action_noise = NormalActionNoise(np.zeros(action_dim), self.exploration_std * np.ones(action_dim))
 
         self.il_policy = as_il_policy(self.il_policy, self.observation_space, self.action_space, self.device)
+        vec_normalize = self._vec_normalize_env
+        if self.il_policy is not None and vec_normalize is not None and vec_normalize.norm_obs:
+            warnings.warn(
+                "VecNormalize(norm_obs=True) is used with an IL policy: the IL policy receives the normalized "
+                "observations that the RL networks see. Train it on normalized observations too, or set norm_obs=False."
+            )
         self.policy.il_policy = self.il_policy
         self.policy.proposal_beta = self.proposal_beta
         self.policy.proposal_critic = self.proposal_critic
