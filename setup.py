@@ -11,9 +11,10 @@ with open("README.md", encoding="utf-8") as file_handler:
 # `imitation` is deliberately NOT declared: its pins (stable-baselines3~=2.2.1, gymnasium~=0.29) would
 # downgrade SB3 and gymnasium. Install it with `pip install --no-deps imitation==1.0.1 tqdm` (see README).
 extras = {
-    "tests": ["pytest>=7", "ruff", "black", "tqdm"],
+    "tests": ["pytest>=7", "ruff", "black", "tqdm", "h5py>=3.0"],
     "plot": ["matplotlib"],
     "tensorboard": ["tensorboard>=2.9.1"],
+    "hdf5": ["h5py>=3.0"],
 }
 extras["all"] = sorted({req for reqs in extras.values() for req in reqs})
 

@@ -106,9 +106,9 @@ def to_episodes(demonstrations: DemoSource) -> list[Episode]:
     """
     Turn any supported demonstration source into a list of :class:`Episode`.
 
-    Accepted: a path to an ``.npz`` demo file written by :func:`save_episodes` (``.hdf5`` robomimic
-    files arrive through the same hook with the environments module), a single ``Episode``, an
-    imitation ``Transitions`` batch, or a sequence of ``Episode`` / imitation ``Trajectory`` objects.
+    Accepted: a path to an ``.npz`` demo file written by :func:`save_episodes` or to a robomimic ``.hdf5``
+    file that records its observation keys (see :func:`load_episodes`), a single ``Episode``, an imitation
+    ``Transitions`` batch, or a sequence of ``Episode`` / imitation ``Trajectory`` objects.
 
     :param demonstrations: the source
     :return: the episodes
@@ -163,7 +163,9 @@ def save_episodes(path: Union[str, os.PathLike], episodes: Sequence[Episode]) ->
 
 def load_episodes(path: Union[str, os.PathLike]) -> list[Episode]:
     """
-    Read an ``.npz`` demo file written by :func:`save_episodes`.
+    Read an ``.npz`` demo file written by :func:`save_episodes`, or a robomimic ``.hdf5`` / ``.h5`` file
+    that records its observation keys (see :func:`sb3_ibrl.common.robomimic_hdf5.write_robomimic_hdf5`;
+    for other robomimic files use :func:`sb3_ibrl.common.robomimic_hdf5.read_robomimic_episodes`).
 
     :param path: the file
     :return: the episodes
@@ -172,7 +174,16 @@ def load_episodes(path: Union[str, os.PathLike]) -> list[Episode]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"Demo file not found: {path}")
     if path.endswith((".hdf5", ".h5")):
-        raise ValueError(f"{path}: robomimic HDF5 demo files are not supported by this version yet; use an .npz demo file")
+        try:
+            import h5py  # noqa: F401
+        except ImportError as error:
+            raise ImportError(
+                f"Reading the robomimic HDF5 demo file {path} needs h5py: run `pip install h5py` "
+                f'(or `pip install "sb3_ibrl[hdf5]"`)'
+            ) from error
+        from sb3_ibrl.common.robomimic_hdf5 import read_recorded_episodes
+
+        return read_recorded_episodes(path)
     try:
         data = np.load(path, allow_pickle=False)
         arrays = {key: data[key] for key in NPZ_KEYS}
