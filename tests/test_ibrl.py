@@ -38,7 +38,7 @@ class DistanceCritics(nn.Module):
         super().__init__()
         self.goal, self.n_critics = goal, n_critics
 
-    def forward(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    def forward(self, obs: th.Tensor, actions: th.Tensor, members=None) -> th.Tensor:
         goal = self.goal.repeat(len(actions) // len(self.goal), 1)
         return -(actions - goal).abs().sum(dim=1, keepdim=True).expand(self.n_critics, -1, -1)
 

@@ -20,7 +20,7 @@ from sb3_ibrl.common.buffers import IBRLReplayBuffer
 from sb3_ibrl.common.demos import DemoSource, check_episodes, to_episodes
 from sb3_ibrl.common.il import FrozenILPolicy, ILPolicySource, as_il_policy
 from sb3_ibrl.common.networks import ema_update
-from sb3_ibrl.ibrl.policies import EnsembleCritic, IBRLActor, IBRLPolicy, MlpPolicy
+from sb3_ibrl.ibrl.policies import EnsembleCritic, IBRLActor, IBRLPolicy, MlpPolicy, q_values_of_two
 from sb3_ibrl.ibrl.proposals import bootstrap_proposal, random_subset
 
 SelfIBRL = TypeVar("SelfIBRL", bound="IBRL")
@@ -50,11 +50,8 @@ def td_target(
             next_q = critic_target(next_obs, next_rl, members).min(dim=0).values  # (batch, 1)
             used_il = th.zeros(len(next_q), dtype=th.bool, device=next_q.device)
         else:
-            batch = len(next_rl)
-            both_obs = th.cat([next_obs, next_obs], dim=0)  # type: ignore[list-item]
-            both_actions = th.cat([next_rl, il_policy(next_obs)], dim=0)  # (2 * batch, action_dim)
-            both_q = critic_target(both_obs, both_actions, members).min(dim=0).values  # (2 * batch, 1)
-            next_q_rl, next_q_il = both_q.split(batch)  # (batch, 1) each
+            q_rl, q_il = q_values_of_two(critic_target, next_obs, next_rl, il_policy(next_obs), members)  # type: ignore[arg-type]
+            next_q_rl, next_q_il = q_rl.min(dim=0).values, q_il.min(dim=0).values  # (batch, 1) each
             next_q = bootstrap_proposal(next_q_rl, next_q_il)  # (batch, 1)
             used_il = (next_q_il > next_q_rl).squeeze(-1)
         return data.rewards + (1.0 - data.dones) * discounts * next_q, used_il
@@ -265,7 +262,6 @@ class IBRL(TD3):
             self.add_demonstrations(self.demonstrations)
             self.demonstrations = None  # now in the replay buffer (kept by save_replay_buffer)
         self._il_choices: deque[bool] = deque(maxlen=1000)
-        self._bootstrap_il_fraction: Optional[float] = None
 
     def add_demonstrations(self, demonstrations: DemoSource) -> int:
         """
@@ -378,8 +374,7 @@ class IBRL(TD3):
         self.logger.record("train/q_values", np.mean(q_means))
         self.logger.record("train/target_q_values", np.mean(target_means))
         if il_policy is not None:
-            self._bootstrap_il_fraction = float(np.mean(bootstrap_il))
-            self.logger.record("train/bootstrap_il_fraction", self._bootstrap_il_fraction)
+            self.logger.record("train/bootstrap_il_fraction", np.mean(bootstrap_il))
         if self._il_choices:
             self.logger.record("rollout/il_action_fraction", self.il_action_fraction)
 
@@ -403,4 +398,4 @@ class IBRL(TD3):
 
     def _excluded_save_params(self) -> list[str]:
         # The IL policy is kept (pickled with the model); demonstrations live in the replay buffer
-        return [*super()._excluded_save_params(), "demonstrations", "_il_choices", "_bootstrap_il_fraction"]
+        return [*super()._excluded_save_params(), "demonstrations", "_il_choices"]

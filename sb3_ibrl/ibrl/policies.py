@@ -114,6 +114,24 @@ class EnsembleCritic(BaseModel):
         return self.q_networks(qvalue_input.expand(n_members, *qvalue_input.shape), members)  # (n_members, batch, 1)
 
 
+def q_values_of_two(
+    critic: EnsembleCritic, obs: th.Tensor, first: th.Tensor, second: th.Tensor, members: Optional[th.Tensor] = None
+) -> tuple[th.Tensor, th.Tensor]:
+    """
+    Q-values of two candidate actions for the same observations, in one critic pass (both proposals use it).
+
+    :param critic: the (online or target) critics
+    :param obs: observations ``(batch, *obs_shape)``
+    :param first: first candidate actions ``(batch, action_dim)`` (the RL action)
+    :param second: second candidate actions ``(batch, action_dim)`` (the IL action)
+    :param members: indices of the critics to evaluate (all when ``None``)
+    :return: the Q-values of each candidate, ``(n_members, batch, 1)`` each
+    """
+    batch = len(first)
+    q_values = critic(th.cat([obs, obs], dim=0), th.cat([first, second], dim=0), members)  # (n_members, 2 * batch, 1)
+    return q_values[:, :batch], q_values[:, batch:]
+
+
 class IBRLPolicy(TD3Policy):
     """
     Policy for IBRL: a dropout actor, E ensemble critics and, when an IL policy is attached, the
@@ -228,11 +246,10 @@ class IBRLPolicy(TD3Policy):
             return rl_action, th.zeros(len(rl_action), dtype=th.bool, device=rl_action.device)
         il_action = self.il_policy(observation)  # (batch, action_dim)
         critic = self.critic if self.proposal_critic == "online" else self.critic_target
-        batch = len(rl_action)
-        both_obs = th.cat([observation, observation], dim=0)  # type: ignore[list-item]
-        q_values = critic(both_obs, th.cat([rl_action, il_action], dim=0))  # (n_critics, 2 * batch, 1)
-        q_values = min_over_random_subset(q_values, deterministic=deterministic).view(2, batch)  # (2, batch)
-        use_il = actor_proposal(q_values[0], q_values[1], beta)  # (batch,)
+        q_rl, q_il = q_values_of_two(critic, observation, rl_action, il_action)  # type: ignore[arg-type]  # (n_critics, batch, 1)
+        # One draw of the random pair for both candidates (they are scored by the same critics)
+        q_values = min_over_random_subset(th.stack([q_rl, q_il], dim=1), deterministic=deterministic)  # (2, batch, 1)
+        use_il = actor_proposal(q_values[0, :, 0], q_values[1, :, 0], beta)  # (batch,)
         return th.where(use_il[:, None], il_action, rl_action), use_il
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
