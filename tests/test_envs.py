@@ -112,7 +112,7 @@ def test_expert_batch():
     assert actions.shape == (7, 2) and actions.dtype == np.float32
     assert np.all(np.abs(actions) <= 1.0)
     single = PointGoalExpert(seed=0, noise_std=0.0)(obs[3])
-    np.testing.assert_allclose(single, actions[3], rtol=1e-6)
+    np.testing.assert_allclose(single, actions[3], rtol=1e-6, atol=1e-6)
 
 
 def test_record_episodes():
