@@ -79,7 +79,7 @@ def test_walls_stop_the_point():
     env.pos = np.array([x_min - 0.3, 0.0])
     for _ in range(50):  # full force into the inner wall: the point never gets through
         obs, *_ = env.step(np.array([1.0, 0.0], dtype=np.float32))
-        assert obs[0] <= x_min
+        assert obs[0] <= np.float32(x_min)  # float32 observations
     assert obs[0] == pytest.approx(x_min) and obs[2] == 0.0
     for _ in range(50):  # and into the outer corner
         obs, *_ = env.step(np.array([-1.0, -1.0], dtype=np.float32))

@@ -10,6 +10,7 @@ from torch import nn
 from sb3_ibrl import IBRL
 from sb3_ibrl.common.demos import Episode
 from sb3_ibrl.common.il import FrozenILPolicy
+from sb3_ibrl.common.q_networks import Encoded
 
 SMALL = dict(net_arch=[32, 32])
 
@@ -31,16 +32,25 @@ class LinearIL(nn.Module):
         return 4.0 * th.tanh(self.linear(obs))  # can exceed the bounds: IBRL clips
 
 
+class FlattenEncoder(nn.Module):
+    def forward(self, obs: th.Tensor) -> Encoded:
+        return Encoded(obs.float(), None)
+
+    def augment(self, obs: th.Tensor) -> th.Tensor:
+        return obs
+
+
 class DistanceCritics(nn.Module):
     """Critics with Q(s, a) = -|a - goal|: the action closest to ``goal`` (in [-1, 1] units) wins."""
 
     def __init__(self, goal: th.Tensor, n_critics: int = 5):
         super().__init__()
         self.goal, self.n_critics = goal, n_critics
+        self.encoder = FlattenEncoder()
 
-    def forward(self, obs: th.Tensor, actions: th.Tensor, members=None) -> th.Tensor:
-        goal = self.goal.repeat(len(actions) // len(self.goal), 1)
-        return -(actions - goal).abs().sum(dim=1, keepdim=True).expand(self.n_critics, -1, -1)
+    def q_values(self, encoded: Encoded, actions: th.Tensor, members=None) -> th.Tensor:
+        q_values = -(actions - self.goal).abs().sum(dim=-1, keepdim=True)  # ([K,] batch, 1)
+        return q_values.expand(self.n_critics, *q_values.shape)
 
     def set_training_mode(self, mode: bool) -> None:
         self.train(mode)

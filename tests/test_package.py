@@ -29,7 +29,7 @@ def _setup_requirements() -> list[str]:
 def test_public_api_and_version():
     assert sb3_ibrl.__version__ == open(os.path.join(ROOT, "sb3_ibrl", "version.txt")).read().strip()
     assert os.path.exists(os.path.join(ROOT, "sb3_ibrl", "py.typed"))
-    assert set(IBRL.policy_aliases) == {"MlpPolicy"}
+    assert set(IBRL.policy_aliases) == {"MlpPolicy", "CnnPolicy", "MultiInputPolicy"}
     assert "PointGoal-v0" in gym.registry
 
 

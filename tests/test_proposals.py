@@ -7,7 +7,9 @@ import torch as th
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch import nn
 
-from sb3_ibrl.ibrl.ibrl import actor_loss, critic_loss, td_target
+from sb3_ibrl.common.q_networks import Encoded
+from sb3_ibrl.ibrl.ibrl import actor_loss, critic_loss
+from sb3_ibrl.ibrl.ibrl import td_target as ibrl_td_target
 from sb3_ibrl.ibrl.proposals import actor_proposal, bootstrap_proposal, min_over_random_subset
 
 
@@ -20,10 +22,11 @@ class LinearCritics(nn.Module):
         self.n_critics = len(scales)
         self.evaluated: list[int] = []
 
-    def forward(self, obs: th.Tensor, actions: th.Tensor, members=None) -> th.Tensor:
+    def q_values(self, encoded: Encoded, actions: th.Tensor, members=None) -> th.Tensor:
         scales = self.scales if members is None else self.scales[members]
         self.evaluated.append(len(scales))
-        return scales * actions.sum(dim=1, keepdim=True)[None] + obs[:, :1][None]  # (k, batch, 1)
+        scales = scales.view(-1, *([1] * actions.ndim))  # (k, [K,] 1, 1)
+        return scales * actions.sum(dim=-1, keepdim=True)[None] + encoded.features[:, :1]  # (k, [K,] batch, 1)
 
 
 class ConstantActor(nn.Module):
@@ -31,8 +34,17 @@ class ConstantActor(nn.Module):
         super().__init__()
         self.value = value
 
-    def forward(self, obs: th.Tensor) -> th.Tensor:
-        return th.full((len(obs), 1), self.value)
+    def act(self, encoded: Encoded) -> th.Tensor:
+        return th.full((len(encoded.features), 1), self.value)
+
+
+def td_target(data, actor, critics, il, discounts, target_policy_noise, target_noise_clip):
+    """The TD target of a batch whose next observations are their own encoding."""
+    next_il = None if il is None else il(data.next_observations)
+    encoded = Encoded(data.next_observations, None)
+    return ibrl_td_target(
+        encoded, next_il, data.rewards, data.dones, discounts, actor, critics, target_policy_noise, target_noise_clip
+    )
 
 
 def test_actor_proposal_greedy_row_by_row():
@@ -120,10 +132,10 @@ def test_critic_and_actor_losses_by_hand():
     critics = LinearCritics([2.0, 1.0])
     data = _batch(rewards=[0.0], dones=[0.0], next_first=[0.0])
     data = data._replace(actions=th.tensor([[1.0]]))  # Q = (2, 1)
-    loss, current_q = critic_loss(critics, data, th.tensor([[0.0]]))
+    loss, current_q = critic_loss(critics, Encoded(data.observations, None), data.actions, th.tensor([[0.0]]))
     assert current_q.flatten().tolist() == [2.0, 1.0]
     assert loss.item() == pytest.approx(4.0 + 1.0)  # sum over critics of the squared error
     # Actor loss: - min_i Q_i(s, pi(s)) with pi(s) = 0.5 -> -min(1.0, 0.5); mean over critics: -0.75
-    obs = th.zeros(1, 2)
+    obs = Encoded(th.zeros(1, 2), None)
     assert actor_loss(ConstantActor(0.5), critics, obs, "min").item() == pytest.approx(-0.5)
     assert actor_loss(ConstantActor(0.5), critics, obs, "mean").item() == pytest.approx(-0.75)

@@ -8,7 +8,7 @@ this module works whether or not ``imitation`` is installed.
 """
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -16,6 +16,41 @@ import numpy as np
 from gymnasium import spaces
 
 NPZ_KEYS = ("obs", "acts", "rews", "episode_lengths", "terminal")
+# Dict observations are stored in ``.npz`` files as one array per key, named ``obs.<key>``
+NPZ_DICT_PREFIX = "obs."
+
+# An observation batch: an array, or a dict of arrays (Dict observation spaces)
+Obs = Union[np.ndarray, dict[str, np.ndarray]]
+
+
+def obs_index(obs: Obs, index: Any) -> Obs:
+    """
+    Index an observation batch (array or dict of arrays) along its leading axes.
+
+    :param obs: the observations
+    :param index: any numpy index
+    :return: the indexed observations, of the same kind
+    """
+    if isinstance(obs, Mapping):
+        return {key: value[index] for key, value in obs.items()}
+    return obs[index]
+
+
+def stack_obs(items: Sequence[Obs]) -> Obs:
+    """Stack single observations (arrays or dicts of arrays) into a batch along a new first axis."""
+    if isinstance(items[0], Mapping):
+        return {key: np.stack([item[key] for item in items]) for key in items[0]}  # type: ignore[index]
+    return np.stack(items)  # type: ignore[arg-type]
+
+
+def obs_length(obs: Obs) -> int:
+    """Length of an observation batch (array or dict of arrays of one length)."""
+    if isinstance(obs, Mapping):
+        lengths = {len(value) for value in obs.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"The observation keys hold different numbers of rows: {sorted(lengths)}")
+        return lengths.pop()
+    return len(obs)
 
 
 @dataclass
@@ -23,20 +58,25 @@ class Episode:
     """
     One demonstrated episode.
 
-    :param obs: observations, shape ``(T + 1, *obs_shape)``: the last one is the final observation
+    :param obs: observations, shape ``(T + 1, *obs_shape)`` (a dict of such arrays for Dict observation
+        spaces): the last one is the final observation
     :param acts: actions in the env's own action units, shape ``(T, action_dim)``
     :param rews: rewards, shape ``(T,)``
     :param terminal: ``True`` when the episode ended by termination (e.g. success), ``False`` when it
         was cut (time limit): a truncated end is bootstrapped from, a terminal one is not
     """
 
-    obs: np.ndarray
+    obs: Obs
     acts: np.ndarray
     rews: np.ndarray
     terminal: bool = True
 
     def __post_init__(self) -> None:
-        self.obs = np.asarray(self.obs)
+        if isinstance(self.obs, Mapping) or hasattr(self.obs, "_d"):  # a dict, or imitation's DictObs
+            items = self.obs.items() if isinstance(self.obs, Mapping) else self.obs._d.items()  # type: ignore[union-attr]
+            self.obs = {key: np.asarray(value) for key, value in items}
+        else:
+            self.obs = np.asarray(self.obs)
         self.acts = np.asarray(self.acts, dtype=np.float32)
         if self.acts.ndim == 1:
             self.acts = self.acts[:, None]
@@ -44,10 +84,10 @@ class Episode:
         n_steps = len(self.acts)
         if n_steps == 0:
             raise ValueError("A demonstration episode must have at least one step (got 0 actions)")
-        if len(self.obs) != n_steps + 1:
+        if obs_length(self.obs) != n_steps + 1:
             raise ValueError(
                 f"A demonstration episode needs one more observation than actions (the final one): "
-                f"got {len(self.obs)} observations for {n_steps} actions"
+                f"got {obs_length(self.obs)} observations for {n_steps} actions"
             )
         if len(self.rews) != n_steps:
             raise ValueError(f"Got {len(self.rews)} rewards for {n_steps} actions in a demonstration episode")
@@ -79,7 +119,8 @@ def _from_imitation_trajectory(traj: Any) -> Episode:
     terminal = bool(getattr(traj, "terminal", True))
     if rews is None:
         rews = sparse_rewards(len(traj.acts), terminal)
-    return Episode(obs=np.asarray(traj.obs), acts=np.asarray(traj.acts), rews=np.asarray(rews), terminal=terminal)
+    obs = traj.obs if hasattr(traj.obs, "_d") or isinstance(traj.obs, Mapping) else np.asarray(traj.obs)
+    return Episode(obs=obs, acts=np.asarray(traj.acts), rews=np.asarray(rews), terminal=terminal)
 
 
 def _from_imitation_transitions(trans: Any) -> list[Episode]:
@@ -151,9 +192,13 @@ def save_episodes(path: Union[str, os.PathLike], episodes: Sequence[Episode]) ->
     """
     if len(episodes) == 0:
         raise ValueError("Refusing to write an empty demo file: no episode was given")
+    if isinstance(episodes[0].obs, dict):
+        obs_arrays = {f"{NPZ_DICT_PREFIX}{key}": np.concatenate([ep.obs[key] for ep in episodes]) for key in episodes[0].obs}
+    else:
+        obs_arrays = {"obs": np.concatenate([ep.obs for ep in episodes], axis=0)}
     np.savez(
         path,
-        obs=np.concatenate([ep.obs for ep in episodes], axis=0),
+        **obs_arrays,
         acts=np.concatenate([ep.acts for ep in episodes], axis=0),
         rews=np.concatenate([ep.rews for ep in episodes], axis=0),
         episode_lengths=np.array([len(ep) for ep in episodes], dtype=np.int64),
@@ -186,7 +231,10 @@ def load_episodes(path: Union[str, os.PathLike]) -> list[Episode]:
         return read_recorded_episodes(path)
     try:
         data = np.load(path, allow_pickle=False)
-        arrays = {key: data[key] for key in NPZ_KEYS}
+        dict_keys = [name for name in data.files if name.startswith(NPZ_DICT_PREFIX)]
+        arrays: dict[str, Any] = {key: data[key] for key in NPZ_KEYS if key != "obs" or not dict_keys}
+        if dict_keys:
+            arrays["obs"] = {name[len(NPZ_DICT_PREFIX) :]: data[name] for name in dict_keys}
     except KeyError as error:
         raise ValueError(f"{path} is not an sb3-ibrl demo file: missing array {error}; expected {NPZ_KEYS}") from error
     except Exception as error:  # zipfile / pickle / OS errors of a corrupt file
@@ -199,16 +247,17 @@ def load_episodes(path: Union[str, os.PathLike]) -> list[Episode]:
     n_steps, n_eps = int(lengths.sum()), len(lengths)
     expected = {"acts": n_steps, "rews": n_steps, "obs": n_steps + n_eps, "terminal": n_eps}
     for key, size in expected.items():
-        if len(arrays[key]) != size:
+        rows = obs_length(arrays[key]) if key == "obs" else len(arrays[key])
+        if rows != size:
             raise ValueError(
-                f"{path} is corrupt or truncated: '{key}' has {len(arrays[key])} rows, expected {size} "
+                f"{path} is corrupt or truncated: '{key}' has {rows} rows, expected {size} "
                 f"for {n_eps} episodes of {n_steps} steps in all"
             )
     episodes, obs_start, act_start = [], 0, 0
     for length, terminal in zip(lengths, arrays["terminal"]):
         episodes.append(
             Episode(
-                obs=arrays["obs"][obs_start : obs_start + length + 1],
+                obs=obs_index(arrays["obs"], slice(obs_start, obs_start + length + 1)),
                 acts=arrays["acts"][act_start : act_start + length],
                 rews=arrays["rews"][act_start : act_start + length],
                 terminal=bool(terminal),
@@ -229,13 +278,9 @@ def check_episodes(episodes: Sequence[Episode], observation_space: spaces.Space,
     """
     if len(episodes) == 0:
         raise ValueError("The demonstrations are empty: no episode was given")
-    obs_shape, act_shape = observation_space.shape, action_space.shape
+    act_shape = action_space.shape
     for i, ep in enumerate(episodes):
-        if obs_shape is not None and tuple(ep.obs.shape[1:]) != tuple(obs_shape):
-            raise ValueError(
-                f"Demonstration episode {i} has observations of shape {tuple(ep.obs.shape[1:])}, "
-                f"but the env's observation space has shape {tuple(obs_shape)}"
-            )
+        _check_obs(i, ep.obs, observation_space)
         if tuple(ep.acts.shape[1:]) != tuple(act_shape):
             raise ValueError(
                 f"Demonstration episode {i} has actions of shape {tuple(ep.acts.shape[1:])}, "
@@ -243,3 +288,30 @@ def check_episodes(episodes: Sequence[Episode], observation_space: spaces.Space,
             )
         if not np.isfinite(ep.acts).all():
             raise ValueError(f"Demonstration episode {i} has non-finite actions")
+
+
+def _check_obs(episode: int, obs: Obs, observation_space: spaces.Space) -> None:
+    if isinstance(observation_space, spaces.Dict):
+        if not isinstance(obs, dict) or set(obs) != set(observation_space.spaces):
+            got = sorted(obs) if isinstance(obs, dict) else "an array"
+            raise ValueError(
+                f"Demonstration episode {episode} has observations {got}, but the env's observation space is a "
+                f"Dict with keys {sorted(observation_space.spaces)}"
+            )
+        for key, space in observation_space.spaces.items():
+            if tuple(obs[key].shape[1:]) != tuple(space.shape):  # type: ignore[arg-type]
+                raise ValueError(
+                    f"Demonstration episode {episode} has '{key}' observations of shape {tuple(obs[key].shape[1:])}, "
+                    f"but the env's observation space has shape {tuple(space.shape)} for '{key}'"  # type: ignore[arg-type]
+                )
+        return
+    if isinstance(obs, dict):
+        raise ValueError(
+            f"Demonstration episode {episode} has Dict observations {sorted(obs)}, but the env's observation space "
+            f"is {observation_space}"
+        )
+    if observation_space.shape is not None and tuple(obs.shape[1:]) != tuple(observation_space.shape):
+        raise ValueError(
+            f"Demonstration episode {episode} has observations of shape {tuple(obs.shape[1:])}, "
+            f"but the env's observation space has shape {tuple(observation_space.shape)}"
+        )

@@ -59,15 +59,15 @@ class FrozenILPolicy(nn.Module):
         return self.low.device
 
     @th.no_grad()
-    def forward(self, observation: th.Tensor) -> th.Tensor:
-        # (batch, *obs_shape) -> (batch, action_dim) in [-1, 1]
+    def forward(self, observation: Union[th.Tensor, dict[str, th.Tensor]]) -> th.Tensor:
+        # (batch, *obs_shape) or a dict of such tensors -> (batch, action_dim) in [-1, 1]
         if isinstance(self.policy, BasePolicy):
             actions = self.policy._predict(observation, deterministic=True)
             if self.policy.squash_output:  # already in [-1, 1] (e.g. TD3 / SAC actors)
                 return actions.clamp(-1.0, 1.0).float()
         else:
             actions = th.as_tensor(self.policy(observation), dtype=th.float32, device=self.device)
-        actions = actions.reshape(len(actions), -1).float()
+        actions = actions.reshape(actions.shape[0], -1).float()
         actions = th.minimum(th.maximum(actions, self.low), self.high)  # clip to the action bounds
         return 2.0 * (actions - self.low) / (self.high - self.low) - 1.0
 
@@ -149,12 +149,18 @@ def _check_spaces(policy: BasePolicy, observation_space: spaces.Space, action_sp
 
 def _probe(frozen: FrozenILPolicy, observation_space: spaces.Space, action_space: spaces.Box) -> None:
     """Call a policy of unknown spaces once on sample observations and check the action shape."""
-    obs = th.as_tensor(np.stack([observation_space.sample() for _ in range(2)]), device=frozen.device)
+    samples = [observation_space.sample() for _ in range(2)]
+    if isinstance(observation_space, spaces.Dict):
+        obs: Any = {key: th.as_tensor(np.stack([s[key] for s in samples]), device=frozen.device) for key in samples[0]}
+        shape_text = str({key: tuple(value.shape) for key, value in obs.items()})
+    else:
+        obs = th.as_tensor(np.stack(samples), device=frozen.device)
+        shape_text = str(tuple(obs.shape))
     try:
         actions = frozen.policy(obs)
     except Exception as error:
         raise ValueError(
-            f"The IL policy ({frozen.description}) failed on a batch of observations of shape {tuple(obs.shape)} "
+            f"The IL policy ({frozen.description}) failed on a batch of observations of shape {shape_text} "
             f"from the env's observation space: {type(error).__name__}: {error}"
         ) from error
     shape = tuple(th.as_tensor(actions).shape)

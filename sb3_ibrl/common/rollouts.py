@@ -4,12 +4,12 @@ a policy's success rate. Generic: they work with any gymnasium env that reports
 ``info["is_success"]``.
 """
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import gymnasium as gym
 import numpy as np
 
-from sb3_ibrl.common.demos import Episode
+from sb3_ibrl.common.demos import Episode, stack_obs
 
 ActFn = Callable[[np.ndarray], np.ndarray]
 
@@ -21,19 +21,27 @@ def _reset_act_fn(act_fn: ActFn) -> None:
         reset()
 
 
-def _run_episode(env: gym.Env, act_fn: ActFn, seed: Optional[int]) -> tuple[Episode, bool]:
+def _act_fn_input(obs: Any, info: dict[str, Any], act_fn_input: str) -> Any:
+    if act_fn_input == "obs":
+        return obs
+    if act_fn_input not in info:
+        raise KeyError(f"act_fn_input={act_fn_input!r}, but the env's info has no such entry (keys: {sorted(info)})")
+    return info[act_fn_input]
+
+
+def _run_episode(env: gym.Env, act_fn: ActFn, seed: Optional[int], act_fn_input: str = "obs") -> tuple[Episode, bool]:
     """Play one episode; return it and whether it ended with ``info["is_success"]`` true."""
     _reset_act_fn(act_fn)
     obs, info = env.reset(seed=seed)
     observations, actions, rewards = [obs], [], []
     terminated = truncated = False
     while not (terminated or truncated):
-        action = np.asarray(act_fn(obs))
+        action = np.asarray(act_fn(_act_fn_input(obs, info, act_fn_input)))
         obs, reward, terminated, truncated, info = env.step(action)
         observations.append(obs)
         actions.append(np.asarray(action, dtype=np.float32).reshape(-1))
         rewards.append(float(reward))
-    episode = Episode(obs=np.stack(observations), acts=np.stack(actions), rews=np.asarray(rewards), terminal=bool(terminated))
+    episode = Episode(obs=stack_obs(observations), acts=np.stack(actions), rews=np.asarray(rewards), terminal=bool(terminated))
     return episode, bool(info.get("is_success", False))
 
 
@@ -44,6 +52,7 @@ def record_episodes(
     seed: int = 0,
     successful_only: bool = True,
     max_attempts: Optional[int] = None,
+    act_fn_input: str = "obs",
 ) -> list[Episode]:
     """
     Record episodes of a policy (e.g. a scripted demonstrator) as :class:`~sb3_ibrl.common.demos.Episode`.
@@ -57,6 +66,8 @@ def record_episodes(
     :param seed: seed of the first ``env.reset``
     :param successful_only: keep only the episodes that end with ``info["is_success"]`` true
     :param max_attempts: most episodes to play (default ``10 * n_episodes``)
+    :param act_fn_input: what ``act_fn`` reads: ``"obs"``, or an ``info`` entry such as ``"state"`` (scripted
+        experts that need the simulator state drive pixel envs that way)
     :return: the episodes
     """
     if n_episodes < 1:
@@ -65,7 +76,7 @@ def record_episodes(
     episodes: list[Episode] = []
     attempts = 0
     while len(episodes) < n_episodes and attempts < max_attempts:
-        episode, success = _run_episode(env, act_fn, seed if attempts == 0 else None)
+        episode, success = _run_episode(env, act_fn, seed if attempts == 0 else None, act_fn_input)
         attempts += 1
         if success or not successful_only:
             episodes.append(episode)

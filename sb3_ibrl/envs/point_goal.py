@@ -18,10 +18,14 @@ start_x_max``), behind the inner wall, so a random policy practically never succ
 path to the goal bends one way or the other depending on the start: hard to discover by
 exploration, learnable from a few demonstrations (but not perfectly by behaviour cloning).
 
-Observation (``float32``):
+Observation (``obs_mode``):
 
-- fixed goal (default): ``[x, y, vx, vy]``
-- randomised goal (``random_goal=True``): ``[x, y, vx, vy, goal_x, goal_y]``
+- ``"state"`` (``float32``): ``[x, y, vx, vy]`` (``[x, y, vx, vy, goal_x, goal_y]`` with ``random_goal=True``)
+- ``"pixel"``: a channel-first ``uint8`` image ``(3, image_size, image_size)`` of the arena seen from above: wall,
+  goal, the point, and a fainter dot behind it that shows its velocity (so one frame is a Markov state)
+- ``"pixel_proprio"``: ``Dict(image=<the same image without the velocity dot>, proprio=[vx, vy])``
+
+In pixel modes ``info["state"]`` holds the state observation, so :class:`PointGoalExpert` can drive them.
 
 :class:`PointGoalExpert` is a human-like demonstrator: it steers around the wall through waypoints
 on the side of the wall nearer to it, with a sluggish velocity controller (it overshoots corners and
@@ -42,6 +46,7 @@ DEFAULT_GOAL = (0.6, 0.0)
 DEFAULT_WALL = (0.1, 0.25, -0.7, 0.7)
 
 WallSpec = Optional[Sequence[float]]
+OBS_MODES = ("state", "pixel", "pixel_proprio")
 
 
 class PointGoalEnv(gym.Env):
@@ -61,6 +66,8 @@ class PointGoalEnv(gym.Env):
     :param drag: linear drag coefficient (1/s): ``dv/dt = max_accel * action - drag * v``
     :param max_speed: speed cap per axis, also the bound of the velocity part of the observation
     :param render_mode: ``None`` or ``"rgb_array"`` (a small top-down image)
+    :param obs_mode: ``"state"``, ``"pixel"`` or ``"pixel_proprio"`` (see the module docstring)
+    :param image_size: side of the observed images in pixel modes
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -79,8 +86,15 @@ class PointGoalEnv(gym.Env):
         drag: float = 0.5,
         max_speed: float = 2.0,
         render_mode: Optional[str] = None,
+        obs_mode: str = "state",
+        image_size: int = 32,
     ) -> None:
         super().__init__()
+        if obs_mode not in OBS_MODES:
+            raise ValueError(f"Unknown obs_mode {obs_mode!r}: expected one of {OBS_MODES}")
+        if image_size < 16:
+            raise ValueError(f"image_size must be at least 16, got {image_size}")
+        self.obs_mode, self.image_size = obs_mode, int(image_size)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"Unsupported render_mode {render_mode!r}: expected None or 'rgb_array'")
         if hold_steps < 1:
@@ -108,7 +122,15 @@ class PointGoalEnv(gym.Env):
         if random_goal:
             obs_high += [ARENA_HALF_SIZE, ARENA_HALF_SIZE]
         high = np.array(obs_high, dtype=np.float32)
-        self.observation_space = spaces.Box(-high, high, dtype=np.float32)
+        self.state_space = spaces.Box(-high, high, dtype=np.float32)
+        image_space = spaces.Box(0, 255, (3, self.image_size, self.image_size), dtype=np.uint8)
+        if obs_mode == "state":
+            self.observation_space: spaces.Space = self.state_space
+        elif obs_mode == "pixel":
+            self.observation_space = image_space
+        else:
+            proprio = spaces.Box(-self.max_speed, self.max_speed, (2,), dtype=np.float32)
+            self.observation_space = spaces.Dict({"image": image_space, "proprio": proprio})
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
 
         self.goal = self.fixed_goal.copy()
@@ -116,20 +138,29 @@ class PointGoalEnv(gym.Env):
         self.vel = np.zeros(2)
         self.hold_count = 0
 
-    def _get_obs(self) -> np.ndarray:
+    def _get_state(self) -> np.ndarray:
         parts = [self.pos, self.vel] + ([self.goal] if self.random_goal else [])
         return np.concatenate(parts).astype(np.float32)
 
+    def _get_obs(self) -> Any:
+        if self.obs_mode == "state":
+            return self._get_state()
+        if self.obs_mode == "pixel":
+            return self.draw(self.image_size, velocity_dot=True).transpose(2, 0, 1).copy()
+        image = self.draw(self.image_size, velocity_dot=False).transpose(2, 0, 1).copy()
+        return {"image": image, "proprio": self.vel.astype(np.float32)}
+
     def _get_info(self, is_success: bool) -> dict[str, Any]:
-        return {
+        info = {
             "is_success": is_success,
             "distance": float(np.linalg.norm(self.pos - self.goal)),
             "hold_count": self.hold_count,
         }
+        if self.obs_mode != "state":
+            info["state"] = self._get_state()
+        return info
 
-    def reset(
-        self, *, seed: Optional[int] = None, options: Optional[dict[str, Any]] = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: Optional[int] = None, options: Optional[dict[str, Any]] = None) -> tuple[Any, dict[str, Any]]:
         """
         Start a new episode at rest, left of the wall.
 
@@ -172,7 +203,7 @@ class PointGoalEnv(gym.Env):
                 self.vel[axis] = 0.0
         self.pos = new
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """
         Apply a force for one control step.
 
@@ -201,7 +232,17 @@ class PointGoalEnv(gym.Env):
         """
         if self.render_mode != "rgb_array":
             return None
-        size = 84
+        return self.draw(84)
+
+    def draw(self, size: int, velocity_dot: bool = False) -> np.ndarray:
+        """
+        Draw the arena from above: wall in grey, goal disc in green, point in red (at least 1.5 pixels wide) and,
+        with ``velocity_dot``, a blue dot at ``position - 0.25 * velocity`` (where it came from).
+
+        :param size: image side in pixels
+        :param velocity_dot: draw the velocity dot
+        :return: an ``(size, size, 3)`` ``uint8`` image
+        """
         coords = (np.arange(size) + 0.5) / size * 2 * ARENA_HALF_SIZE - ARENA_HALF_SIZE
         xs, ys = np.meshgrid(coords, -coords)  # image rows go downwards, y goes upwards
         image = np.full((size, size, 3), 255, dtype=np.uint8)
@@ -209,7 +250,11 @@ class PointGoalEnv(gym.Env):
             x_min, x_max, y_min, y_max = self.wall
             image[(xs >= x_min) & (xs <= x_max) & (ys >= y_min) & (ys <= y_max)] = (120, 120, 120)
         image[(xs - self.goal[0]) ** 2 + (ys - self.goal[1]) ** 2 <= self.goal_radius**2] = (80, 200, 80)
-        image[(xs - self.pos[0]) ** 2 + (ys - self.pos[1]) ** 2 <= 0.04**2] = (220, 40, 40)
+        radius = max(0.04, 1.5 * 2 * ARENA_HALF_SIZE / size)
+        if velocity_dot:
+            tail = self.pos - 0.25 * self.vel
+            image[(xs - tail[0]) ** 2 + (ys - tail[1]) ** 2 <= radius**2] = (40, 40, 220)
+        image[(xs - self.pos[0]) ** 2 + (ys - self.pos[1]) ** 2 <= radius**2] = (220, 40, 40)
         return image
 
 

@@ -12,69 +12,102 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.td3.td3 import TD3
 from torch.nn import functional as F
 
 from sb3_ibrl.common.buffers import IBRLReplayBuffer
 from sb3_ibrl.common.demos import DemoSource, check_episodes, to_episodes
-from sb3_ibrl.common.il import FrozenILPolicy, ILPolicySource, as_il_policy
+from sb3_ibrl.common.il import ILPolicySource, as_il_policy
 from sb3_ibrl.common.networks import ema_update
-from sb3_ibrl.ibrl.policies import EnsembleCritic, IBRLActor, IBRLPolicy, MlpPolicy, q_values_of_two
+from sb3_ibrl.common.q_networks import Encoded
+from sb3_ibrl.ibrl.policies import (
+    CnnPolicy,
+    EnsembleCritic,
+    IBRLActor,
+    IBRLPolicy,
+    MlpPolicy,
+    MultiInputPolicy,
+    q_values_of_two,
+)
 from sb3_ibrl.ibrl.proposals import bootstrap_proposal, random_subset
 
 SelfIBRL = TypeVar("SelfIBRL", bound="IBRL")
 
+# Default replay buffer sizes (transitions)
+VECTOR_BUFFER_SIZE = 1_000_000
+IMAGE_BUFFER_SIZE = 300_000
+
+
+def has_image(observation_space: spaces.Space) -> bool:
+    """Whether the observations are an image, or a Dict holding one."""
+    if isinstance(observation_space, spaces.Dict):
+        return any(is_image_space(space) for space in observation_space.spaces.values())
+    return is_image_space(observation_space)
+
 
 def td_target(
-    data: ReplayBufferSamples,
+    next_encoded: Encoded,
+    next_il_action: Optional[th.Tensor],
+    rewards: th.Tensor,
+    dones: th.Tensor,
+    discounts: Union[th.Tensor, float],
     actor_target: IBRLActor,
     critic_target: EnsembleCritic,
-    il_policy: Optional[FrozenILPolicy],
-    discounts: Union[th.Tensor, float],
     target_policy_noise: float,
     target_noise_clip: float,
 ) -> tuple[th.Tensor, th.Tensor]:
     """
-    The TD target of Algorithm 1 line 15, with the bootstrap proposal when an IL policy is given.
+    The TD target of Algorithm 1 line 15, with the bootstrap proposal when the IL action is given.
 
+    :param next_encoded: the encoded next observations (online encoder: there is no target encoder)
+    :param next_il_action: the IL policy's action for the next observations ``(batch, action_dim)``, or ``None``
+        (plain TD3 target)
+    :param rewards: n-step returns ``(batch, 1)``
+    :param dones: 1 where the n-step transition ended by termination ``(batch, 1)``
+    :param discounts: gamma ** (steps taken) ``(batch, 1)``, or gamma
     :return: the target ``(batch, 1)`` and the mask of rows that bootstrapped from the IL action ``(batch,)``
     """
     with th.no_grad():
-        next_obs = data.next_observations
-        noise = (th.randn_like(data.actions) * target_policy_noise).clamp(-target_noise_clip, target_noise_clip)
-        next_rl = (actor_target(next_obs) + noise).clamp(-1.0, 1.0)  # (batch, action_dim)
+        rl_action = actor_target.act(next_encoded)  # (batch, action_dim)
+        noise = (th.randn_like(rl_action) * target_policy_noise).clamp(-target_noise_clip, target_noise_clip)
+        next_rl = (rl_action + noise).clamp(-1.0, 1.0)  # (batch, action_dim)
         # Only the 2 drawn critics are evaluated (REDQ): E = 5 costs no more than E = 2 here
         members = random_subset(critic_target.n_critics, 2, next_rl.device)
-        if il_policy is None:
-            next_q = critic_target(next_obs, next_rl, members).min(dim=0).values  # (batch, 1)
+        if next_il_action is None:
+            next_q = critic_target.q_values(next_encoded, next_rl, members).min(dim=0).values  # (batch, 1)
             used_il = th.zeros(len(next_q), dtype=th.bool, device=next_q.device)
         else:
-            q_rl, q_il = q_values_of_two(critic_target, next_obs, next_rl, il_policy(next_obs), members)  # type: ignore[arg-type]
+            q_rl, q_il = q_values_of_two(critic_target, next_encoded, next_rl, next_il_action, members)  # (2, batch, 1) each
             next_q_rl, next_q_il = q_rl.min(dim=0).values, q_il.min(dim=0).values  # (batch, 1) each
             next_q = bootstrap_proposal(next_q_rl, next_q_il)  # (batch, 1)
             used_il = (next_q_il > next_q_rl).squeeze(-1)
-        return data.rewards + (1.0 - data.dones) * discounts * next_q, used_il
+        return rewards + (1.0 - dones) * discounts * next_q, used_il
 
 
-def critic_loss(critic: EnsembleCritic, data: ReplayBufferSamples, target_q: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+def critic_loss(
+    critic: EnsembleCritic, encoded: Encoded, actions: th.Tensor, target_q: th.Tensor
+) -> tuple[th.Tensor, th.Tensor]:
     """
-    Algorithm 1 line 16: sum over the E critics of the mean squared TD error.
+    Algorithm 1 line 16: sum over the E critics of the mean squared TD error (its gradients train the encoder too).
 
     :return: the loss and the current Q-values ``(n_critics, batch, 1)``
     """
-    current_q = critic(data.observations, data.actions)  # (n_critics, batch, 1)
+    current_q = critic.q_values(encoded, actions)  # (n_critics, batch, 1)
     loss = F.mse_loss(current_q, target_q.expand_as(current_q), reduction="none").mean(dim=(1, 2)).sum()
     return loss, current_q
 
 
-def actor_loss(actor: IBRLActor, critic: EnsembleCritic, observations: th.Tensor, q_reduction: str = "min") -> th.Tensor:
+def actor_loss(actor: IBRLActor, critic: EnsembleCritic, encoded: Encoded, q_reduction: str = "min") -> th.Tensor:
     """
     Algorithm 1 line 19: maximize the min over all E critics of Q(s, pi(s)) (``q_reduction="mean"``: the mean).
+    The encoded observations are detached: the actor loss trains neither the critics nor the encoder.
     """
+    encoded = encoded.detach()
     critic.requires_grad_(False)  # gradients flow through the critics to the actions, not into their weights
     try:
-        q_values = critic(observations, actor(observations))  # (n_critics, batch, 1)
+        q_values = critic.q_values(encoded, actor.act(encoded))  # (n_critics, batch, 1)
     finally:
         critic.requires_grad_(True)
     q_values = q_values.min(dim=0).values if q_reduction == "min" else q_values.mean(dim=0)  # (batch, 1)
@@ -99,7 +132,8 @@ class IBRL(TD3):
     :param demonstrations: demonstrations that prefill the replay buffer: a demo file path, imitation
         ``Trajectory`` / ``Transitions``, or ``Episode`` objects
     :param learning_rate: Adam learning rate (paper: 1e-4)
-    :param buffer_size: size of the replay buffer (online transitions; demos are kept on top)
+    :param buffer_size: size of the replay buffer (online transitions; demos are kept on top). ``None``: 1M for
+        vector observations, 300K for images (about 7.7 GiB at 3 x 96 x 96: every frame is stored once, as uint8)
     :param learning_starts: env steps before learning starts (acting with the IL policy, or randomly, until then)
     :param batch_size: minibatch size
     :param tau: soft update coefficient of the target networks, ``1 - rho`` (paper: rho = 0.99)
@@ -134,7 +168,11 @@ class IBRL(TD3):
     :param _init_setup_model: whether or not to build the network at the creation of the instance
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
     policy: IBRLPolicy
     actor: IBRLActor
     actor_target: IBRLActor
@@ -148,7 +186,7 @@ class IBRL(TD3):
         il_policy: Optional[ILPolicySource] = None,
         demonstrations: Optional[DemoSource] = None,
         learning_rate: Union[float, Schedule] = 1e-4,
-        buffer_size: int = 1_000_000,
+        buffer_size: Optional[int] = None,
         learning_starts: int = 100,
         batch_size: int = 256,
         tau: float = 0.01,
@@ -183,7 +221,7 @@ class IBRL(TD3):
             policy,
             env,
             learning_rate=learning_rate,
-            buffer_size=buffer_size,
+            buffer_size=buffer_size,  # type: ignore[arg-type]  # resolved in _setup_model
             learning_starts=learning_starts,
             batch_size=batch_size,
             tau=tau,
@@ -228,8 +266,6 @@ class IBRL(TD3):
             raise ValueError(f"proposal_beta must be positive (or None for the greedy choice), got {self.proposal_beta}")
         if not isinstance(self.action_space, spaces.Box) or not np.all(np.isfinite(self.action_space.low)):
             raise ValueError(f"IBRL needs a bounded continuous (Box) action space, got {self.action_space}")
-        if isinstance(self.observation_space, spaces.Dict):
-            raise ValueError("Dict observation spaces are not supported by this version of IBRL (MlpPolicy needs a Box)")
 
     def _setup_model(self) -> None:
         self._check_options()
@@ -241,6 +277,8 @@ class IBRL(TD3):
             raise ValueError(
                 "demonstrations and demo_fraction need an IBRLReplayBuffer (or a subclass) as replay_buffer_class"
             )
+        if self.buffer_size is None:
+            self.buffer_size = IMAGE_BUFFER_SIZE if has_image(self.observation_space) else VECTOR_BUFFER_SIZE
         n_steps, self.n_steps = self.n_steps, 1  # n-step returns are set up above, not by SB3's default buffer choice
         super()._setup_model()
         self.n_steps = n_steps
@@ -339,28 +377,39 @@ class IBRL(TD3):
             self._n_updates += 1
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = data.discounts if data.discounts is not None else self.gamma
+            # Random shift of images for the critic update; next observations through the online encoder
+            observations = self.policy.augment(data.observations)
+            with th.no_grad():
+                next_encoded = self.policy.encode(self.policy.augment(data.next_observations))
+                next_il_action = il_policy(data.next_observations) if il_policy is not None else None
 
             target_q, used_il = td_target(
-                data,
+                next_encoded,
+                next_il_action,
+                data.rewards,
+                data.dones,
+                discounts,
                 self.actor_target,
                 self.critic_target,
-                il_policy,
-                discounts,
                 self.target_policy_noise,
                 self.target_noise_clip,
             )
-            loss, current_q = critic_loss(self.critic, data, target_q)
+            encoded = self.policy.encode(observations)
+            loss, current_q = critic_loss(self.critic, encoded, data.actions, target_q)
             self.critic.optimizer.zero_grad()
             loss.backward()
             self.critic.optimizer.step()
-            ema_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)  # Alg. 1 line 17
+            ema_update(self.critic.target_parameters(), self.critic_target.target_parameters(), self.tau)  # Alg. 1 line 17
             critic_losses.append(loss.item())
             q_means.append(current_q.mean().item())
             target_means.append(target_q.mean().item())
             bootstrap_il.append(used_il.float().mean().item())
 
             if self._n_updates % self.policy_delay == 0:  # after G critic updates, one actor update (Alg. 1 line 19)
-                loss = actor_loss(self.actor, self.critic, data.observations, self.actor_q_reduction)
+                if not self.policy.augment_actor and observations is not data.observations:
+                    with th.no_grad():
+                        encoded = self.policy.encode(data.observations)
+                loss = actor_loss(self.actor, self.critic, encoded, self.actor_q_reduction)
                 self.actor.optimizer.zero_grad()
                 loss.backward()
                 self.actor.optimizer.step()

@@ -1,163 +1,167 @@
 """
-IBRL policies: TD3's policy with a dropout + LayerNorm actor, a vectorized ensemble of E critics
-(LayerNorm), and hybrid acting (the actor proposal) when a frozen IL policy is attached.
+IBRL policies: a dropout + LayerNorm actor, a vectorized ensemble of E critics and, when an IL policy is
+attached, hybrid acting (the actor proposal).
+
+One observation encoder is owned by the critic: only the critic loss trains it. The actor, the target
+actor and the target critics hold the same encoder (there is no target encoder); the actor reads its
+features detached. ``MlpPolicy`` flattens vector observations; ``CnnPolicy`` (image) and
+``MultiInputPolicy`` (image + proprio) use the ViT of the paper, or the DrQ ConvNet (``encoder="drq"``).
 """
 
+from collections.abc import Iterator
 from typing import Any, Optional, Union
 
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.policies import BaseModel
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import get_action_dim
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
-from stable_baselines3.td3.policies import Actor, TD3Policy
+from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
 from sb3_ibrl.common.il import FrozenILPolicy
-from sb3_ibrl.common.networks import dropout_mlp, ensemble_mlp
+from sb3_ibrl.common.networks import dropout_mlp
+from sb3_ibrl.common.q_networks import Encoded, MLPQHead, ObservationEncoder, PixelActorHead, ViTQHead
 from sb3_ibrl.ibrl.proposals import actor_proposal, min_over_random_subset
 
 
-class IBRLActor(Actor):
+class IBRLActor(BasePolicy):
     """
-    TD3 actor with LayerNorm and dropout in every hidden layer (paper Sec. 4.1).
+    The IBRL actor: encoder features (read detached) -> MLP with LayerNorm and dropout -> tanh (paper Sec. 4.1).
 
     :param observation_space: observation space
     :param action_space: action space
+    :param encoder: the critic's observation encoder (shared, never trained by the actor)
     :param net_arch: hidden sizes
-    :param features_extractor: features extractor
-    :param features_dim: number of features
-    :param activation_fn: activation function
-    :param normalize_images: whether to divide images by 255
+    :param activation_fn: activation function (vector observations)
     :param dropout: dropout probability (0.5 in the paper)
     :param layer_norm: whether to use LayerNorm
+    :param trunk_dim: size of the trunk that reads image features (pixel observations)
     """
 
     def __init__(
         self,
         observation_space: spaces.Space,
         action_space: spaces.Box,
+        encoder: ObservationEncoder,
         net_arch: list[int],
-        features_extractor: nn.Module,
-        features_dim: int,
         activation_fn: type[nn.Module] = nn.ReLU,
-        normalize_images: bool = True,
         dropout: float = 0.5,
         layer_norm: bool = True,
+        trunk_dim: int = 128,
     ):
-        super().__init__(
-            observation_space, action_space, net_arch, features_extractor, features_dim, activation_fn, normalize_images
-        )
-        self.dropout, self.layer_norm = dropout, layer_norm
-        self.mu = dropout_mlp(features_dim, get_action_dim(action_space), net_arch, activation_fn, dropout, layer_norm)
+        super().__init__(observation_space, action_space, squash_output=True)
+        object.__setattr__(self, "encoder", encoder)  # a reference, not a submodule: the critic owns and saves it
+        action_dim = get_action_dim(action_space)
+        if encoder.kind == "flatten":
+            self.mu: nn.Module = dropout_mlp(encoder.flat_dim, action_dim, net_arch, activation_fn, dropout, layer_norm)
+        else:
+            self.mu = PixelActorHead(
+                encoder.flat_dim, encoder.proprio_dim, action_dim, net_arch, trunk_dim, dropout, layer_norm
+            )
 
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(dropout=self.dropout, layer_norm=self.layer_norm)
-        return data
+    def act(self, encoded: Encoded) -> th.Tensor:
+        """Actions in ``[-1, 1]`` ``(batch, action_dim)`` from encoded observations (gradients stop at the features)."""
+        encoded = encoded.detach()
+        return self.mu(encoded.features) if self.encoder.kind == "flatten" else self.mu(encoded)
+
+    def forward(self, obs: PyTorchObs) -> th.Tensor:
+        with th.no_grad():
+            encoded = self.encoder(obs)
+        return self.act(encoded)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self(observation)
 
 
-class EnsembleCritic(BaseModel):
+class EnsembleCritic(nn.Module):
     """
-    E Q-networks evaluated in one batched forward pass.
+    E Q-networks evaluated in one batched forward pass, after the observation encoder they own.
 
-    :param observation_space: observation space
-    :param action_space: action space
-    :param net_arch: hidden sizes of every Q-network
-    :param features_extractor: features extractor
-    :param features_dim: number of features
-    :param activation_fn: activation function
-    :param normalize_images: whether to divide images by 255
-    :param n_critics: ensemble size E (paper: 5 for states, 2 for pixels)
-    :param share_features_extractor: whether the features extractor is shared with the actor
-    :param layer_norm: whether to use LayerNorm
+    :param encoder: the observation encoder (trained by the critic loss)
+    :param head: the ensemble Q head (:class:`MLPQHead` or :class:`ViTQHead`)
+    :param n_critics: ensemble size E
+    :param owns_encoder: ``False`` for the target critics, which hold a reference to the online encoder
     """
 
-    features_extractor: BaseFeaturesExtractor
+    def __init__(self, encoder: ObservationEncoder, head: nn.Module, n_critics: int, owns_encoder: bool = True):
+        super().__init__()
+        if owns_encoder:
+            self.encoder = encoder
+        else:
+            object.__setattr__(self, "encoder", encoder)
+        self.head, self.n_critics = head, n_critics
+        self.optimizer: th.optim.Optimizer
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Box,
-        net_arch: list[int],
-        features_extractor: BaseFeaturesExtractor,
-        features_dim: int,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        normalize_images: bool = True,
-        n_critics: int = 5,
-        share_features_extractor: bool = False,
-        layer_norm: bool = True,
-    ):
-        super().__init__(
-            observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
-        )
-        if n_critics < 1:
-            raise ValueError(f"n_critics must be >= 1, got {n_critics}")
-        self.n_critics = n_critics
-        self.share_features_extractor = share_features_extractor
-        self.q_networks = ensemble_mlp(
-            n_critics, features_dim + get_action_dim(action_space), 1, net_arch, activation_fn, layer_norm
-        )
-
-    def forward(self, obs: th.Tensor, actions: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:
+    def q_values(self, encoded: Encoded, actions: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:
         """
-        :param obs: observations, ``(batch, *obs_shape)``
-        :param actions: actions in ``[-1, 1]``, ``(batch, action_dim)``
+        :param encoded: encoded observations (``batch`` rows)
+        :param actions: actions in ``[-1, 1]``, ``(batch, action_dim)`` or ``(K, batch, action_dim)`` (K candidates)
         :param members: indices of the critics to evaluate (all when ``None``)
-        :return: Q-values of every (selected) critic, ``(n_critics or len(members), batch, 1)``
+        :return: Q-values ``(n_members, batch, 1)`` or ``(n_members, K, batch, 1)``
         """
-        with th.set_grad_enabled(not self.share_features_extractor and th.is_grad_enabled()):
-            features = self.extract_features(obs, self.features_extractor)
-        qvalue_input = th.cat([features, actions], dim=1)  # (batch, features + action)
-        n_members = self.n_critics if members is None else len(members)
-        return self.q_networks(qvalue_input.expand(n_members, *qvalue_input.shape), members)  # (n_members, batch, 1)
+        return self.head(encoded, actions, members)
+
+    def forward(self, obs: PyTorchObs, actions: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:
+        return self.q_values(self.encoder(obs), actions, members)  # (n_members, batch, 1)
+
+    def target_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters that have target copies: the head's (there is no target encoder)."""
+        return self.head.parameters()
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.train(mode)
 
 
 def q_values_of_two(
-    critic: EnsembleCritic, obs: th.Tensor, first: th.Tensor, second: th.Tensor, members: Optional[th.Tensor] = None
+    critic: EnsembleCritic, encoded: Encoded, first: th.Tensor, second: th.Tensor, members: Optional[th.Tensor] = None
 ) -> tuple[th.Tensor, th.Tensor]:
     """
-    Q-values of two candidate actions for the same observations, in one critic pass (both proposals use it).
+    Q-values of two candidate actions for the same observations, encoded once (both proposals use it).
 
     :param critic: the (online or target) critics
-    :param obs: observations ``(batch, *obs_shape)``
+    :param encoded: encoded observations
     :param first: first candidate actions ``(batch, action_dim)`` (the RL action)
     :param second: second candidate actions ``(batch, action_dim)`` (the IL action)
     :param members: indices of the critics to evaluate (all when ``None``)
     :return: the Q-values of each candidate, ``(n_members, batch, 1)`` each
     """
-    batch = len(first)
-    q_values = critic(th.cat([obs, obs], dim=0), th.cat([first, second], dim=0), members)  # (n_members, 2 * batch, 1)
-    return q_values[:, :batch], q_values[:, batch:]
+    q_values = critic.q_values(encoded, th.stack([first, second]), members)  # (n_members, 2, batch, 1)
+    return q_values[:, 0], q_values[:, 1]
 
 
 class IBRLPolicy(TD3Policy):
     """
-    Policy for IBRL: a dropout actor, E ensemble critics and, when an IL policy is attached, the
-    hybrid action of the actor proposal in ``predict``.
+    Policy for IBRL: a dropout actor, E ensemble critics after a shared observation encoder and, when an IL
+    policy is attached, the hybrid action of the actor proposal in ``predict``. Every option is a plain value.
 
     :param observation_space: observation space
     :param action_space: action space
     :param lr_schedule: learning rate schedule
-    :param net_arch: hidden sizes (paper, state tasks: 3 x 512; 3 x 1024 for Square)
-    :param activation_fn: activation function
-    :param features_extractor_class: features extractor class
-    :param features_extractor_kwargs: its keyword arguments
-    :param normalize_images: whether to divide images by 255
+    :param net_arch: hidden sizes of the actor and critic MLPs (states, paper: 3 x 512, 3 x 1024 for Square;
+        pixels: 2 x 1024 after the trunk / the pooled features), or ``dict(pi=[...], qf=[...])``
+    :param activation_fn: activation function of the state networks
+    :param encoder: ``"flatten"`` (vectors), ``"vit"`` (paper) or ``"drq"`` (DrQ ConvNet, "IBRL Basic")
+    :param encoder_kwargs: options of the encoder, e.g. ``dict(stem="conv", depth=1)`` for the release's ViT
+    :param q_hidden_dim: per-channel projection size of the ViT Q-network (paper: 1024)
+    :param pooling: channel pooling of the ViT Q-network: ``"softmax"`` (paper) or ``"weights"`` (release)
+    :param trunk_dim: size of the pixel actor's trunk (paper: 128)
+    :param augmentation_pad: random-shift pad for image observations in critic updates (0 disables it)
+    :param augment_actor: the actor update reads the augmented observations of the critic update (else un-augmented)
     :param optimizer_class: optimizer class
     :param optimizer_kwargs: optimizer keyword arguments, excluding the learning rate (default for Adam:
         ``dict(fused=True)``)
-    :param n_critics: ensemble size E
-    :param share_features_extractor: share the features extractor between actor and critics
+    :param n_critics: ensemble size E (paper: 5 for states, 2 for pixels)
     :param dropout: actor dropout probability
-    :param layer_norm: LayerNorm in actor and critics
+    :param layer_norm: LayerNorm in the actor and the state critics
+    :param normalize_images: unused (the encoders scale images themselves); kept for SB3 compatibility
     """
 
-    actor: IBRLActor
-    actor_target: IBRLActor
+    actor: IBRLActor  # type: ignore[assignment]
+    actor_target: IBRLActor  # type: ignore[assignment]
     critic: EnsembleCritic  # type: ignore[assignment]
     critic_target: EnsembleCritic  # type: ignore[assignment]
+    default_encoder = "flatten"
 
     def __init__(
         self,
@@ -166,33 +170,41 @@ class IBRLPolicy(TD3Policy):
         lr_schedule: Schedule,
         net_arch: Optional[Union[list[int], dict[str, list[int]]]] = None,
         activation_fn: type[nn.Module] = nn.ReLU,
-        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
-        features_extractor_kwargs: Optional[dict[str, Any]] = None,
-        normalize_images: bool = True,
+        encoder: Optional[str] = None,
+        encoder_kwargs: Optional[dict[str, Any]] = None,
+        q_hidden_dim: int = 1024,
+        pooling: str = "softmax",
+        trunk_dim: int = 128,
+        augmentation_pad: int = 4,
+        augment_actor: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: Optional[dict[str, Any]] = None,
         n_critics: int = 5,
-        share_features_extractor: bool = False,
         dropout: float = 0.5,
         layer_norm: bool = True,
+        normalize_images: bool = True,
     ):
-        # Read by make_actor / make_critic, which TD3Policy.__init__ calls
-        self.dropout, self.layer_norm = dropout, layer_norm
+        if n_critics < 2:
+            raise ValueError(f"n_critics must be >= 2 (the proposals take the min over a random pair), got {n_critics}")
+        self.encoder_name = self.default_encoder if encoder is None else encoder
+        self.encoder_kwargs = dict(encoder_kwargs or {})
+        self.q_hidden_dim, self.pooling, self.trunk_dim = q_hidden_dim, pooling, trunk_dim
+        self.augmentation_pad, self.augment_actor = augmentation_pad, augment_actor
+        self.dropout, self.layer_norm, self.n_critics = dropout, layer_norm, n_critics
+        if net_arch is None:
+            net_arch = [512, 512, 512] if self.encoder_name == "flatten" else [1024, 1024]
         if optimizer_kwargs is None and optimizer_class in (th.optim.Adam, th.optim.AdamW):
             optimizer_kwargs = dict(fused=True)  # one fused kernel per step: about 4x faster than the default on CPU
         super().__init__(
             observation_space,
             action_space,
             lr_schedule,
-            [512, 512, 512] if net_arch is None else net_arch,
+            net_arch,
             activation_fn,
-            features_extractor_class,
-            features_extractor_kwargs,
-            normalize_images,
-            optimizer_class,
-            optimizer_kwargs,
-            n_critics,
-            share_features_extractor,
+            normalize_images=normalize_images,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            n_critics=n_critics,
         )
         # Acting options, set by IBRL (not constructor parameters: they are algorithm settings)
         self.il_policy: Optional[FrozenILPolicy] = None
@@ -210,16 +222,85 @@ class IBRLPolicy(TD3Policy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(dropout=self.dropout, layer_norm=self.layer_norm)
+        for name in ("features_extractor_class", "features_extractor_kwargs", "share_features_extractor"):
+            data.pop(name, None)
+        data.update(
+            encoder=self.encoder_name,
+            encoder_kwargs=self.encoder_kwargs,
+            q_hidden_dim=self.q_hidden_dim,
+            pooling=self.pooling,
+            trunk_dim=self.trunk_dim,
+            augmentation_pad=self.augmentation_pad,
+            augment_actor=self.augment_actor,
+            dropout=self.dropout,
+            layer_norm=self.layer_norm,
+        )
         return data
 
-    def make_actor(self, features_extractor: Optional[BaseFeaturesExtractor] = None) -> IBRLActor:
-        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return IBRLActor(**actor_kwargs, dropout=self.dropout, layer_norm=self.layer_norm).to(self.device)
+    def make_encoder(self) -> ObservationEncoder:
+        return ObservationEncoder(self.observation_space, self.encoder_name, self.encoder_kwargs, self.augmentation_pad)
 
-    def make_critic(self, features_extractor: Optional[BaseFeaturesExtractor] = None) -> EnsembleCritic:  # type: ignore[override]
-        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return EnsembleCritic(**critic_kwargs, layer_norm=self.layer_norm).to(self.device)
+    def make_actor(self, encoder: ObservationEncoder) -> IBRLActor:  # type: ignore[override]
+        return IBRLActor(
+            self.observation_space,
+            self.action_space,  # type: ignore[arg-type]
+            encoder,
+            self.actor_kwargs["net_arch"],
+            self.activation_fn,
+            self.dropout,
+            self.layer_norm,
+            self.trunk_dim,
+        ).to(self.device)
+
+    def make_critic(self, encoder: Optional[ObservationEncoder] = None) -> EnsembleCritic:  # type: ignore[override]
+        owns_encoder = encoder is None
+        encoder = self.make_encoder() if encoder is None else encoder
+        action_dim = get_action_dim(self.action_space)
+        net_arch = self.critic_kwargs["net_arch"]
+        if encoder.kind == "vit":
+            n_patches, embed_dim = encoder.features_shape
+            head: nn.Module = ViTQHead(
+                self.n_critics,
+                n_patches,
+                embed_dim,
+                encoder.proprio_dim,
+                action_dim,
+                self.q_hidden_dim,
+                net_arch,
+                self.pooling,
+            )
+        else:
+            head = MLPQHead(
+                self.n_critics,
+                encoder.flat_dim,
+                encoder.proprio_dim,
+                action_dim,
+                net_arch,
+                self.activation_fn,
+                self.layer_norm,
+            )
+        return EnsembleCritic(encoder, head, self.n_critics, owns_encoder).to(self.device)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        # The critic owns the encoder and trains it; everything else reads the same encoder
+        self.critic = self.make_critic()
+        self.critic_target = self.make_critic(encoder=self.critic.encoder)
+        self.critic_target.head.load_state_dict(self.critic.head.state_dict())
+        self.actor = self.make_actor(self.critic.encoder)
+        self.actor_target = self.make_actor(self.critic.encoder)
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+        self.actor.optimizer = self.optimizer_class(self.actor.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+        self.actor_target.set_training_mode(False)
+        self.critic_target.set_training_mode(False)
+
+    def encode(self, observation: PyTorchObs) -> Encoded:
+        """Encode observations with the (online) encoder."""
+        return self.critic.encoder(observation)
+
+    def augment(self, observation: PyTorchObs) -> PyTorchObs:
+        """Random shift of image observations (identity for vectors or when ``augmentation_pad=0``)."""
+        return self.critic.encoder.augment(observation)
 
     def propose(
         self,
@@ -239,14 +320,15 @@ class IBRLPolicy(TD3Policy):
             of one random pair, so that the same observation always gets the same action
         :return: actions in ``[-1, 1]`` ``(batch, action_dim)`` and the mask of rows that took the IL action ``(batch,)``
         """
-        rl_action = self.actor(observation)
+        encoded = self.encode(observation)
+        rl_action = self.actor.act(encoded)
         if rl_noise is not None:
             rl_action = (rl_action + rl_noise).clamp(-1.0, 1.0)
         if self.il_policy is None or not self.act_with_il:
             return rl_action, th.zeros(len(rl_action), dtype=th.bool, device=rl_action.device)
         il_action = self.il_policy(observation)  # (batch, action_dim)
         critic = self.critic if self.proposal_critic == "online" else self.critic_target
-        q_rl, q_il = q_values_of_two(critic, observation, rl_action, il_action)  # type: ignore[arg-type]  # (n_critics, batch, 1)
+        q_rl, q_il = q_values_of_two(critic, encoded, rl_action, il_action)  # (n_critics, batch, 1)
         # One draw of the random pair for both candidates (they are scored by the same critics)
         q_values = min_over_random_subset(th.stack([q_rl, q_il], dim=1), deterministic=deterministic)  # (2, batch, 1)
         use_il = actor_proposal(q_values[0, :, 0], q_values[1, :, 0], beta)  # (batch,)
@@ -264,4 +346,12 @@ class IBRLPolicy(TD3Policy):
             self.il_policy.train(False)
 
 
+class IBRLCnnPolicy(IBRLPolicy):
+    """:class:`IBRLPolicy` for image observations, with the ViT encoder by default (``encoder="drq"`` for DrQ)."""
+
+    default_encoder = "vit"
+
+
 MlpPolicy = IBRLPolicy
+CnnPolicy = IBRLCnnPolicy
+MultiInputPolicy = IBRLCnnPolicy

@@ -1,0 +1,291 @@
+"""
+What the IBRL actor and critics read: an observation encoder (flatten for states; ViT or DrQ ConvNet for
+images, plus an optional proprio vector), the critic heads (an MLP, or the ViT Q-network of Fig. 2 of the
+paper) and the pixel actor head. All critic heads are ensembles of E members evaluated in batched matmuls.
+"""
+
+from typing import Any, NamedTuple, Optional
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
+from stable_baselines3.common.type_aliases import PyTorchObs
+from torch import nn
+
+from sb3_ibrl.common.augmentation import random_shift
+from sb3_ibrl.common.encoders import DrQEncoder, ViTEncoder
+from sb3_ibrl.common.networks import Dropout, EnsembleLayerNorm, EnsembleLinear, dropout_mlp, ensemble_mlp
+
+ENCODERS = ("flatten", "vit", "drq")
+POOLINGS = ("softmax", "weights")
+
+
+class Encoded(NamedTuple):
+    """
+    Encoded observations: ``features`` is ``(batch, features_dim)`` (flatten, DrQ) or ``(batch, n_patches,
+    embed_dim)`` (ViT tokens); ``proprio`` is ``(batch, proprio_dim)`` or ``None``.
+    """
+
+    features: th.Tensor
+    proprio: Optional[th.Tensor]
+
+    def detach(self) -> "Encoded":
+        return Encoded(self.features.detach(), None if self.proprio is None else self.proprio.detach())
+
+
+def split_image_space(observation_space: spaces.Space) -> tuple[Optional[str], list[str]]:
+    """
+    Find the image of a Dict observation space and its other (proprio) keys.
+
+    :param observation_space: a Dict space with exactly one image entry and any number of vector entries
+    :return: the image key and the sorted proprio keys
+    """
+    if not isinstance(observation_space, spaces.Dict):
+        raise ValueError(f"Expected a Dict observation space, got {observation_space}")
+    image_keys = [key for key, space in observation_space.spaces.items() if is_image_space(space)]
+    if len(image_keys) != 1:
+        raise ValueError(
+            f"A Dict observation needs exactly one image entry (uint8, (C, H, W) or (H, W, C)) next to vector entries; "
+            f"found {len(image_keys)} in {observation_space}"
+        )
+    others = sorted(key for key in observation_space.spaces if key != image_keys[0])
+    for key in others:
+        if len(observation_space.spaces[key].shape) != 1:  # type: ignore[arg-type]
+            raise ValueError(f"Non-image Dict entries must be vectors (proprio); '{key}' is {observation_space.spaces[key]}")
+    return image_keys[0], others
+
+
+class ObservationEncoder(nn.Module):
+    """
+    Observations -> :class:`Encoded`. ``"flatten"`` for vectors; ``"vit"`` / ``"drq"`` for an image Box
+    (``CnnPolicy``) or a Dict of one image and proprio vectors (``MultiInputPolicy``). Images must be
+    channel-first (SB3 transposes channel-last image envs for the algorithm); they are read as 0..255.
+
+    :param observation_space: observation space
+    :param encoder: ``"flatten"``, ``"vit"`` or ``"drq"``
+    :param encoder_kwargs: keyword arguments of :class:`ViTEncoder` / :class:`DrQEncoder`
+    :param augmentation_pad: pad of the random-shift augmentation of :meth:`augment` (0 disables it)
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        encoder: str = "flatten",
+        encoder_kwargs: Optional[dict[str, Any]] = None,
+        augmentation_pad: int = 4,
+    ):
+        super().__init__()
+        if encoder not in ENCODERS:
+            raise ValueError(f"Unknown encoder={encoder!r}: expected one of {ENCODERS}")
+        self.observation_space, self.kind, self.augmentation_pad = observation_space, encoder, augmentation_pad
+        self.image_key: Optional[str] = None
+        self.proprio_keys: list[str] = []
+        encoder_kwargs = dict(encoder_kwargs or {})
+        if encoder == "flatten":
+            if isinstance(observation_space, spaces.Dict) or is_image_space(observation_space):
+                raise ValueError(
+                    "The flatten encoder (MlpPolicy) needs a vector observation; use CnnPolicy or MultiInputPolicy"
+                )
+            self.net: Optional[nn.Module] = None
+            self.features_shape: tuple[int, ...] = (int(th.tensor(observation_space.shape).prod()),)
+            self.proprio_dim = 0
+            return
+        if isinstance(observation_space, spaces.Dict):
+            self.image_key, self.proprio_keys = split_image_space(observation_space)
+            image_space = observation_space.spaces[self.image_key]
+        elif is_image_space(observation_space):
+            image_space = observation_space
+        else:
+            raise ValueError(f"The {encoder} encoder needs uint8 images (a Box of shape (C, H, W)), got {observation_space}")
+        channels, height, width = image_space.shape  # type: ignore[misc]
+        if not channels < height == width:
+            raise ValueError(f"Images must be square and channel-first (C, H, W), got shape {image_space.shape}")
+        self.proprio_dim = sum(int(observation_space.spaces[key].shape[0]) for key in self.proprio_keys)  # type: ignore[union-attr]
+        if encoder == "vit":
+            self.net = ViTEncoder(channels, image_size=height, **encoder_kwargs)
+            self.features_shape = (self.net.n_patches, self.net.embed_dim)
+        else:
+            self.net = DrQEncoder(channels, **{"resize": None, "image_size": height, **encoder_kwargs})
+            self.features_shape = (self.net.feature_dim,)
+
+    @property
+    def flat_dim(self) -> int:
+        """Size of the flattened features."""
+        return int(th.tensor(self.features_shape).prod())
+
+    def augment(self, obs: PyTorchObs) -> PyTorchObs:
+        """Random shift of the image (DrQ); vector observations are returned as they are."""
+        if self.net is None or self.augmentation_pad == 0:
+            return obs
+        if self.image_key is None:
+            return random_shift(obs, self.augmentation_pad)  # type: ignore[arg-type]
+        return {**obs, self.image_key: random_shift(obs[self.image_key], self.augmentation_pad)}  # type: ignore[index]
+
+    def forward(self, obs: PyTorchObs) -> Encoded:
+        if self.net is None:
+            features = preprocess_obs(obs, self.observation_space, normalize_images=False)  # type: ignore[arg-type]
+            return Encoded(features.flatten(1).float(), None)  # type: ignore[union-attr]
+        if self.image_key is None:
+            return Encoded(self.net(obs), None)
+        proprio = th.cat([obs[key].float().flatten(1) for key in self.proprio_keys], dim=1)  # type: ignore[index]
+        return Encoded(self.net(obs[self.image_key]), proprio)  # type: ignore[index]
+
+
+def _candidate_rows(encoded: Encoded, actions: th.Tensor) -> tuple[th.Tensor, Optional[th.Tensor], th.Tensor, tuple[int, ...]]:
+    """Repeat the encoded observations for each candidate action: actions ``(batch, A)`` or ``(K, batch, A)``."""
+    lead = actions.shape[:-1]  # (batch,) or (K, batch)
+    n_candidates = 1 if actions.ndim == 2 else actions.shape[0]
+
+    def repeat(x: Optional[th.Tensor]) -> Optional[th.Tensor]:
+        return None if x is None or n_candidates == 1 else x.repeat(n_candidates, *([1] * (x.ndim - 1)))
+
+    features = encoded.features if n_candidates == 1 else repeat(encoded.features)
+    proprio = encoded.proprio if n_candidates == 1 else repeat(encoded.proprio)
+    return features, proprio, actions.reshape(-1, actions.shape[-1]), lead  # type: ignore[return-value]
+
+
+class MLPQHead(nn.Module):
+    """
+    E critics ``[features, proprio, action] -> [Linear -> LayerNorm -> activation] x L -> 1`` (state tasks, DrQ).
+
+    :param n_critics: ensemble size E
+    :param features_dim: size of the (flat) features
+    :param proprio_dim: size of the proprio vector (0 without)
+    :param action_dim: action size
+    :param net_arch: hidden sizes
+    :param activation_fn: activation
+    :param layer_norm: LayerNorm after every hidden layer
+    """
+
+    def __init__(
+        self,
+        n_critics: int,
+        features_dim: int,
+        proprio_dim: int,
+        action_dim: int,
+        net_arch: list[int],
+        activation_fn: type[nn.Module] = nn.ReLU,
+        layer_norm: bool = True,
+    ):
+        super().__init__()
+        self.q_networks = ensemble_mlp(
+            n_critics, features_dim + proprio_dim + action_dim, 1, net_arch, activation_fn, layer_norm
+        )
+
+    def forward(self, encoded: Encoded, actions: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:
+        features, proprio, actions_flat, lead = _candidate_rows(encoded, actions)
+        inputs = th.cat([features.flatten(1), *([] if proprio is None else [proprio]), actions_flat], dim=1)  # (rows, in)
+        n_members = self.q_networks[0].n_members if members is None else len(members)
+        q_values = self.q_networks(inputs.expand(n_members, *inputs.shape), members)  # (n_members, rows, 1)
+        return q_values.reshape(n_members, *lead, 1)  # (n_members, [K,] batch, 1)
+
+
+class ViTQHead(nn.Module):
+    """
+    The ViT Q-network of the paper (Fig. 2), E members batched: transpose the patch tokens to channels
+    ``(batch, embed_dim, n_patches)``, append the action (and proprio) to every channel, project each channel
+    to ``hidden_dim`` with LayerNorm and ReLU, pool over channels, append proprio and action again, then an MLP.
+
+    :param n_critics: ensemble size E
+    :param n_patches: number of patch tokens
+    :param embed_dim: token size (the number of channels pooled over)
+    :param proprio_dim: size of the proprio vector (0 without)
+    :param action_dim: action size
+    :param hidden_dim: size of the per-channel projection (paper: 1024)
+    :param net_arch: hidden sizes of the MLP after pooling (paper: [1024, 1024])
+    :param pooling: ``"softmax"`` (paper: weights from a separate linear projection of each channel, softmax over
+        channels) or ``"weights"`` (authors' release: a learned ``(embed_dim, hidden_dim)`` weight, multiplied and summed)
+    """
+
+    def __init__(
+        self,
+        n_critics: int,
+        n_patches: int,
+        embed_dim: int,
+        proprio_dim: int,
+        action_dim: int,
+        hidden_dim: int = 1024,
+        net_arch: Optional[list[int]] = None,
+        pooling: str = "softmax",
+    ):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"Unknown pooling={pooling!r}: expected one of {POOLINGS}")
+        self.pooling = pooling
+        channel_dim = n_patches + proprio_dim + action_dim
+        self.projection = EnsembleLinear(n_critics, channel_dim, hidden_dim)
+        self.projection_norm = EnsembleLayerNorm(n_critics, hidden_dim)
+        if pooling == "softmax":
+            self.pool_logits = EnsembleLinear(n_critics, channel_dim, 1)
+        else:
+            bound = embed_dim**-0.5
+            self.pool_weights = nn.Parameter(th.empty(n_critics, embed_dim, hidden_dim).uniform_(-bound, bound))
+        self.q_networks = ensemble_mlp(n_critics, hidden_dim + proprio_dim + action_dim, 1, net_arch or [1024, 1024])
+
+    def pool_weights_of(self, channels: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:
+        """
+        Softmax pooling weights of every channel.
+
+        :param channels: ``(n_members, rows, embed_dim, channel_dim)``
+        :return: weights summing to one over channels, ``(n_members, rows, embed_dim, 1)``
+        """
+        k, rows, embed_dim, channel_dim = channels.shape
+        logits = self.pool_logits(channels.reshape(k, rows * embed_dim, channel_dim), members)  # (k, rows * embed_dim, 1)
+        return th.softmax(logits.reshape(k, rows, embed_dim, 1), dim=2)
+
+    def forward(self, encoded: Encoded, actions: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:
+        tokens, proprio, actions_flat, lead = _candidate_rows(encoded, actions)
+        rows, _, embed_dim = tokens.shape
+        k = self.projection.n_members if members is None else len(members)
+        extra = actions_flat if proprio is None else th.cat([proprio, actions_flat], dim=1)  # (rows, P + A)
+        channels = th.cat([tokens.transpose(1, 2), extra[:, None].expand(-1, embed_dim, -1)], dim=2)  # (rows, D, N + P + A)
+        channels = channels.expand(k, *channels.shape)  # (k, rows, D, N + P + A)
+        hidden = self.projection(channels.reshape(k, rows * embed_dim, -1), members)  # (k, rows * D, H)
+        hidden = th.relu(self.projection_norm(hidden, members)).reshape(k, rows, embed_dim, -1)  # (k, rows, D, H)
+        if self.pooling == "softmax":
+            pooled = (hidden * self.pool_weights_of(channels, members)).sum(dim=2)  # (k, rows, H)
+        else:
+            weights = self.pool_weights if members is None else self.pool_weights[members]  # (k, D, H)
+            pooled = (hidden * weights[:, None]).sum(dim=2)  # (k, rows, H)
+        q_values = self.q_networks(th.cat([pooled, extra.expand(k, *extra.shape)], dim=2), members)  # (k, rows, 1)
+        return q_values.reshape(k, *lead, 1)  # (k, [K,] batch, 1)
+
+
+class PixelActorHead(nn.Module):
+    """
+    The pixel actor of the release: flat features -> Linear(trunk_dim) -> LayerNorm -> Dropout -> ReLU -> concat
+    proprio -> [Linear -> LayerNorm -> Dropout -> ReLU] x L -> action -> Tanh.
+
+    :param features_dim: size of the flat features
+    :param proprio_dim: size of the proprio vector (0 without)
+    :param action_dim: action size
+    :param net_arch: hidden sizes after the trunk (paper: [1024, 1024])
+    :param trunk_dim: size of the trunk (paper: 128)
+    :param dropout: dropout probability
+    :param layer_norm: LayerNorm after every hidden layer
+    """
+
+    def __init__(
+        self,
+        features_dim: int,
+        proprio_dim: int,
+        action_dim: int,
+        net_arch: list[int],
+        trunk_dim: int = 128,
+        dropout: float = 0.5,
+        layer_norm: bool = True,
+    ):
+        super().__init__()
+        self.trunk = nn.Sequential(
+            nn.Linear(features_dim, trunk_dim),
+            *([nn.LayerNorm(trunk_dim)] if layer_norm else []),
+            *([Dropout(dropout)] if dropout > 0 else []),
+            nn.ReLU(),
+        )
+        self.head = dropout_mlp(trunk_dim + proprio_dim, action_dim, net_arch, dropout=dropout, layer_norm=layer_norm)
+
+    def forward(self, encoded: Encoded) -> th.Tensor:
+        x = self.trunk(encoded.features.flatten(1))  # (batch, trunk_dim)
+        if encoded.proprio is not None:
+            x = th.cat([x, encoded.proprio], dim=1)  # (batch, trunk_dim + proprio_dim)
+        return self.head(x)  # (batch, action_dim)
