@@ -1,0 +1,73 @@
+"""
+IBRL from pixels on ``PointGoal-v0`` (``obs_mode="pixel"``, 32 x 32 images): CnnPolicy with a small ViT or DrQ
+encoder, 1 scripted demo, and an IL policy that reads the image (it locates the point and its velocity dot in
+the image, then runs a BC policy trained on the demo's states). Success-rate curves over seeds.
+
+    python benchmarks/pixel_learning_check.py --seeds 0 1 --steps 3000 --encoder vit
+"""
+
+import argparse
+import time
+
+import gymnasium as gym
+import torch as th
+
+import sb3_ibrl  # noqa: F401  (registers PointGoal-v0)
+from sb3_ibrl import IBRL
+from sb3_ibrl.common.bc import train_bc
+from sb3_ibrl.common.callbacks import SuccessCurveCallback
+from sb3_ibrl.common.rollouts import evaluate_policy_success, record_episodes
+from sb3_ibrl.envs import PointGoalExpert
+from sb3_ibrl.envs.point_goal import POINT_GOAL_PIXEL_IBRL_SETTINGS, PixelStateAdapter
+
+ENCODERS = {
+    "vit": POINT_GOAL_PIXEL_IBRL_SETTINGS["policy_kwargs"],
+    "drq": {**POINT_GOAL_PIXEL_IBRL_SETTINGS["policy_kwargs"], "encoder": "drq", "encoder_kwargs": dict(feature_dim=32)},
+}
+
+
+def make_env() -> gym.Env:
+    return gym.make("PointGoal-v0", obs_mode="pixel")
+
+
+def run(seed: int, steps: int, encoder: str, eval_every: int, eval_episodes: int, with_il: bool = True) -> dict:
+    th.manual_seed(seed)
+    env = make_env()
+    demos = record_episodes(env, PointGoalExpert(seed=2), n_episodes=1, seed=2, act_fn_input="state")
+    state_env = gym.make("PointGoal-v0")
+    state_demos = record_episodes(state_env, PointGoalExpert(seed=2), n_episodes=1, seed=2)
+    bc = train_bc(
+        state_demos,
+        state_env.observation_space,
+        state_env.action_space,
+        n_batches=1000,
+        learning_rate=1e-3,
+        net_arch=[64, 64],
+        seed=seed,
+    )
+    il = PixelStateAdapter(bc.policy)
+    bc_success = evaluate_policy_success(make_env(), lambda obs: il(obs[None])[0], eval_episodes, 123)[0]
+    settings = {**POINT_GOAL_PIXEL_IBRL_SETTINGS, "policy_kwargs": ENCODERS[encoder]}
+    model = IBRL("CnnPolicy", env, il_policy=il if with_il else None, demonstrations=demos, seed=seed, **settings)
+    curve = SuccessCurveCallback(make_env(), eval_freq=eval_every, n_eval_episodes=eval_episodes, seed=123)
+    start = time.time()
+    model.learn(steps, callback=curve)
+    return dict(seed=seed, bc=bc_success, curve=[round(row[1], 2) for row in curve.curve], seconds=time.time() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--encoder", choices=sorted(ENCODERS), default="vit")
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--no-il", action="store_true", help="TD3 + demos with the same networks (no IL policy)")
+    args = parser.parse_args()
+    for seed in args.seeds:
+        result = run(seed, args.steps, args.encoder, args.eval_every, args.eval_episodes, not args.no_il)
+        print(result, flush=True)
+
+
+if __name__ == "__main__":
+    main()
