@@ -1,22 +1,40 @@
 """
 Behaviour cloning with the ``imitation`` library: the IL policy that IBRL bootstraps from.
 
+The policy is an SB3 ``ActorCriticPolicy``: an MLP for state observations, or the paper's ResNet-18
+(GroupNorm, small stem, see :mod:`sb3_ibrl.common.resnet`) for images and Dict observations with images.
+Pixel demos are fed through :class:`DemoBatches`, which applies a fresh DrQ random shift to every batch.
+
 ``imitation`` is an optional dependency that must be installed without its pins (they downgrade
 SB3 and gymnasium): ``pip install --no-deps imitation==1.0.1 tqdm``.
+
+The loss is ``imitation``'s: the negative log-likelihood of the demo actions under the policy's diagonal
+Gaussian (plus a small entropy bonus), not the paper's MSE; the Gaussian's mean, i.e. the deterministic
+action, is the IL action. The rest follows the paper: Adam, learning rate 1e-4, batch 256, random shift
+(pad 4), gradient norm clipped at 5.
 """
 
+import os
 import warnings
-from collections.abc import Sequence
-from typing import Any, Optional
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional, Union
 
+import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import is_image_space
+from torch import nn
+from tqdm.auto import tqdm
 
-from sb3_ibrl.common.demos import DemoSource, Episode, check_episodes, to_episodes
+from sb3_ibrl.common.augmentation import random_shift
+from sb3_ibrl.common.demos import DemoSource, Episode, Obs, check_episodes, obs_index, to_episodes
+from sb3_ibrl.common.resnet import ResNet18Extractor
+from sb3_ibrl.common.rollouts import evaluate_policy_success
 
 IMITATION_INSTALL = "pip install --no-deps imitation==1.0.1 tqdm"
+FEATURES = ("auto", "mlp", "resnet18")
 
 
 def import_bc() -> Any:
@@ -44,6 +62,160 @@ def to_imitation_trajectories(episodes: Sequence[Episode]) -> list[Any]:
     return [TrajectoryWithRew(obs=ep.obs, acts=ep.acts, infos=None, terminal=ep.terminal, rews=ep.rews) for ep in episodes]
 
 
+def has_image(observation_space: spaces.Space) -> bool:
+    """Whether the observation space is an image (uint8, 3-D Box) or a Dict holding one."""
+    if isinstance(observation_space, spaces.Dict):
+        return any(is_image_space(space) for space in observation_space.spaces.values())
+    return is_image_space(observation_space)
+
+
+class DemoBatches:
+    """
+    Iterable of imitation-style BC batches (``{"obs": ..., "acts": ...}``, numpy arrays; Dict observations as
+    ``imitation``'s ``DictObs``), for ``imitation``'s ``BC.demonstrations``.
+
+    Every pass (epoch) shuffles the transitions and yields ``len(self)`` batches of exactly ``batch_size``
+    (the last, incomplete one is dropped: imitation only steps its optimizer on full batches). The image
+    part of the observations (a uint8 image Box, or the image keys of a Dict) gets a fresh DrQ random shift
+    in every batch; the other keys (e.g. proprio) and the actions are returned untouched.
+
+    :param episodes: the demonstrations (the final observation of each episode is not used)
+    :param observation_space: the env's observation space (tells which parts are images)
+    :param batch_size: transitions per batch, at most the number of transitions
+    :param augment: apply the random shift to the images
+    :param pad: random shift padding in pixels (paper: 4)
+    :param shuffle: shuffle the transitions at every epoch (``False``: dataset order, for tests)
+    :param seed: seed of the shuffling (the shift uses torch's global generator)
+    """
+
+    def __init__(
+        self,
+        episodes: Sequence[Episode],
+        observation_space: spaces.Space,
+        batch_size: int,
+        augment: bool = True,
+        pad: int = 4,
+        shuffle: bool = True,
+        seed: int = 0,
+    ):
+        if len(episodes) == 0:
+            raise ValueError("The demonstrations are empty: no episode was given")
+        if isinstance(episodes[0].obs, dict):
+            self.obs: Obs = {key: np.concatenate([ep.obs[key][:-1] for ep in episodes]) for key in episodes[0].obs}
+            self.image_keys: list[Optional[str]] = [
+                key for key, space in observation_space.spaces.items() if is_image_space(space)  # type: ignore[attr-defined]
+            ]
+        else:
+            self.obs = np.concatenate([ep.obs[:-1] for ep in episodes])  # type: ignore[index]
+            self.image_keys = [None] if is_image_space(observation_space) else []
+        self.acts = np.concatenate([ep.acts for ep in episodes]).astype(np.float32)
+        self.n_transitions = len(self.acts)
+        if not 1 <= batch_size <= self.n_transitions:
+            raise ValueError(
+                f"batch_size must be between 1 and the number of transitions ({self.n_transitions}), got {batch_size}"
+            )
+        self.batch_size = batch_size
+        self.augment = augment
+        self.pad = pad
+        self.shuffle = shuffle
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.n_transitions // self.batch_size
+
+    def _shift(self, images: np.ndarray) -> np.ndarray:
+        shifted = random_shift(th.from_numpy(images), self.pad)  # float32, same scale; pure indexing
+        return shifted.to(th.uint8).numpy() if images.dtype == np.uint8 else shifted.numpy()
+
+    def batch(self, indices: np.ndarray) -> dict[str, Any]:
+        """
+        Build one batch from transition indices.
+
+        :param indices: indices of the transitions
+        :return: ``{"obs": observations, "acts": actions}``
+        """
+        obs = obs_index(self.obs, indices)  # a copy (fancy indexing)
+        if self.augment and self.pad > 0:
+            for key in self.image_keys:
+                if key is None:
+                    obs = self._shift(obs)  # type: ignore[arg-type]
+                else:
+                    obs[key] = self._shift(obs[key])  # type: ignore[index]
+        if isinstance(obs, dict):
+            import_bc()
+            from imitation.data.types import DictObs
+
+            obs = DictObs(obs)
+        return {"obs": obs, "acts": self.acts[indices]}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        order = self.rng.permutation(self.n_transitions) if self.shuffle else np.arange(self.n_transitions)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield self.batch(order[start : start + self.batch_size])
+
+
+def resolve_features(features: str, observation_space: spaces.Space) -> str:
+    """
+    Pick the BC network for an observation space.
+
+    :param features: ``"auto"`` (ResNet-18 for images and Dicts with an image, else MLP), ``"mlp"`` or ``"resnet18"``
+    :param observation_space: the observation space
+    :return: ``"mlp"`` or ``"resnet18"``
+    """
+    if features not in FEATURES:
+        raise ValueError(f"Unknown features {features!r}: expected one of {FEATURES}")
+    image = has_image(observation_space)
+    if features == "auto":
+        return "resnet18" if image else "mlp"
+    if features == "resnet18" and not image:
+        raise ValueError(
+            f"features='resnet18' needs image observations (uint8 (C, H, W) Box, or a Dict with one); got {observation_space}"
+        )
+    if features == "mlp" and image and isinstance(observation_space, spaces.Dict):
+        raise ValueError("features='mlp' does not support Dict observations with images: use 'resnet18' (or 'auto')")
+    return features
+
+
+def make_bc_policy(
+    observation_space: spaces.Space,
+    action_space: spaces.Box,
+    features: str = "auto",
+    net_arch: Optional[Union[list[int], dict[str, list[int]]]] = None,
+    resnet_width: int = 64,
+    learning_rate: float = 1e-4,
+) -> ActorCriticPolicy:
+    """
+    Build the SB3 policy that BC trains.
+
+    ``"mlp"``: SB3's default extractor (flatten) and an MLP (default ``[256, 256]``, tanh). ``"resnet18"``:
+    :class:`~sb3_ibrl.common.resnet.ResNet18Extractor` (512 features per image, proprio appended), then the
+    paper's ``Linear 1024 -> ReLU`` head (default ``net_arch=dict(pi=[1024], vf=[])``; SB3's MLP has no
+    LayerNorm), no orthogonal re-initialization (the ResNet keeps its Kaiming init).
+
+    :param observation_space: the observation space
+    :param action_space: the action space
+    :param features: ``"auto"``, ``"mlp"`` or ``"resnet18"`` (see :func:`resolve_features`)
+    :param net_arch: hidden sizes after the features extractor
+    :param resnet_width: base channels of the ResNet-18 (paper: 64)
+    :param learning_rate: learning rate stored in the policy (BC uses its own optimizer)
+    :return: the policy
+    """
+    if resolve_features(features, observation_space) == "mlp":
+        return ActorCriticPolicy(
+            observation_space, action_space, lambda _: learning_rate, net_arch=[256, 256] if net_arch is None else net_arch
+        )
+    return ActorCriticPolicy(
+        observation_space,
+        action_space,
+        lambda _: learning_rate,
+        net_arch=dict(pi=[1024], vf=[]) if net_arch is None else net_arch,
+        activation_fn=nn.ReLU,
+        ortho_init=False,
+        features_extractor_class=ResNet18Extractor,
+        features_extractor_kwargs=dict(width=resnet_width),
+    )
+
+
 def train_bc(
     demonstrations: DemoSource,
     observation_space: spaces.Space,
@@ -51,10 +223,16 @@ def train_bc(
     n_batches: int = 2000,
     batch_size: int = 256,
     learning_rate: float = 1e-4,
-    net_arch: Optional[list[int]] = None,
+    net_arch: Optional[Union[list[int], dict[str, list[int]]]] = None,
     seed: int = 0,
     device: str = "auto",
     verbose: int = 0,
+    features: str = "auto",
+    augment: bool = True,
+    pad: int = 4,
+    resnet_width: int = 64,
+    max_grad_norm: Optional[float] = 5.0,
+    progress_bar: bool = False,
 ) -> Any:
     """
     Train a BC policy with ``imitation``'s ``bc.BC`` (Gaussian NLL; its mean action is the IL action).
@@ -63,36 +241,131 @@ def train_bc(
     :param observation_space: the env's observation space
     :param action_space: the env's action space
     :param n_batches: number of gradient steps
-    :param batch_size: minibatch size (paper: 256)
+    :param batch_size: minibatch size (paper: 256); capped at the number of demo transitions
     :param learning_rate: Adam learning rate (paper: 1e-4)
-    :param net_arch: hidden sizes of the MLP (default ``[256, 256]``)
-    :param seed: random seed
+    :param net_arch: hidden sizes after the features (default ``[256, 256]`` for the MLP, ``dict(pi=[1024], vf=[])``
+        for the ResNet-18)
+    :param seed: random seed (network init, shuffling, random shift)
     :param device: torch device
     :param verbose: 0 for silence, 1 to print imitation's training log
+    :param features: ``"auto"`` (ResNet-18 for image / Dict-with-image observations, MLP for states), ``"mlp"``
+        or ``"resnet18"``
+    :param augment: random shift of the images in every batch (no effect without images)
+    :param pad: random shift padding in pixels (paper: 4)
+    :param resnet_width: base channels of the ResNet-18 (paper: 64; small values for quick tests)
+    :param max_grad_norm: clip the gradient norm before every Adam step (paper: 5); ``None`` disables it
+    :param progress_bar: show a tqdm progress bar of the gradient steps
     :return: the trained ``imitation.algorithms.bc.BC`` trainer (``trainer.policy`` is an SB3 ``ActorCriticPolicy``)
     """
     bc = import_bc()
     from imitation.util import logger as imitation_logger
 
+    if n_batches < 1:
+        raise ValueError(f"n_batches must be at least 1, got {n_batches}")
     episodes = to_episodes(demonstrations)
     check_episodes(episodes, observation_space, action_space)
     th.manual_seed(seed)
-    policy = ActorCriticPolicy(
-        observation_space, action_space, lambda _: learning_rate, net_arch=[256, 256] if net_arch is None else net_arch
-    )
+    policy = make_bc_policy(observation_space, action_space, features, net_arch, resnet_width, learning_rate)
+    n_transitions = sum(len(ep) for ep in episodes)
+    batch_size = min(batch_size, n_transitions)  # imitation refuses batches larger than the data
+    batches = DemoBatches(episodes, observation_space, batch_size, augment=augment, pad=pad, seed=seed)
     trainer = bc.BC(
         observation_space=observation_space,
         action_space=action_space,
         rng=np.random.default_rng(seed),
         policy=policy,
-        demonstrations=to_imitation_trajectories(episodes),
-        batch_size=min(batch_size, sum(len(ep) for ep in episodes)),  # imitation refuses batches larger than the data
+        demonstrations=batches,
+        batch_size=batch_size,
         optimizer_kwargs=dict(lr=learning_rate),
         device=device,
         custom_logger=imitation_logger.configure(format_strs=[] if verbose == 0 else ["stdout"]),
     )
-    with warnings.catch_warnings():
-        # imitation 1.0.1 logs a tensor that requires grad; harmless
-        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
-        trainer.train(n_batches=n_batches, progress_bar=False, log_interval=max(n_batches // 10, 1))
+    if max_grad_norm is not None:
+        params = list(trainer.policy.parameters())
+
+        def clip_gradients(*_: Any) -> None:
+            th.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_grad_norm)
+
+        trainer.optimizer.register_step_pre_hook(clip_gradients)
+    # One bar of optimizer steps (imitation's own bar adds a line per epoch: noisy with a few demos)
+    bar = tqdm(total=n_batches, unit="batch", desc="BC", disable=not progress_bar, dynamic_ncols=True)
+    try:
+        with warnings.catch_warnings():
+            # imitation 1.0.1 logs a tensor that requires grad; harmless
+            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
+            # ... and its loss unwraps Dict observations twice (a warning per batch); harmless
+            warnings.filterwarnings("ignore", message="trying to unwrap object of type")
+            trainer.train(
+                n_batches=n_batches,
+                progress_bar=False,
+                log_interval=max(n_batches // 10, 1),
+                on_batch_end=lambda: bar.update(),
+            )
+    finally:
+        bar.close()
+    trainer.policy.set_training_mode(False)
     return trainer
+
+
+def _as_policy(source: Any, device: str = "auto") -> ActorCriticPolicy:
+    """An SB3 policy from a BC trainer, a policy, or a file written by :func:`save_bc_policy`."""
+    if isinstance(source, (str, os.PathLike)):
+        if not os.path.exists(source):
+            raise FileNotFoundError(f"BC policy file not found: {os.fspath(source)}")
+        return ActorCriticPolicy.load(os.fspath(source), device=device)
+    policy = getattr(source, "policy", source)
+    if not isinstance(policy, ActorCriticPolicy):
+        raise TypeError(
+            f"Expected an imitation BC trainer, an SB3 ActorCriticPolicy or a policy file, got {type(source).__name__}"
+        )
+    return policy
+
+
+def save_bc_policy(source: Any, path: Union[str, os.PathLike]) -> str:
+    """
+    Save a BC policy with SB3's ``policy.save``: the file is accepted by ``IBRL(il_policy=path)`` and
+    :func:`sb3_ibrl.common.il.as_il_policy`, and loads with ``ActorCriticPolicy.load(path)``.
+
+    :param source: an ``imitation`` BC trainer or an SB3 ``ActorCriticPolicy``
+    :param path: file to write (parent folders are created; the name is used as is)
+    :return: the path written
+    """
+    policy = _as_policy(source)
+    path = os.fspath(path)
+    if os.path.dirname(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    policy.save(path)
+    return path
+
+
+def bc_action_error(source: Any, episodes: Sequence[Episode], max_samples: int = 4096) -> float:
+    """
+    Mean squared error between a BC policy's deterministic actions and the demo actions (no augmentation).
+
+    :param source: an ``imitation`` BC trainer, an SB3 ``ActorCriticPolicy`` or a saved policy file
+    :param episodes: the demonstrations
+    :param max_samples: evaluate on at most this many transitions (evenly spaced)
+    :return: the MSE, averaged over transitions and action dimensions
+    """
+    policy = _as_policy(source)
+    batches = DemoBatches(episodes, policy.observation_space, batch_size=1, augment=False, shuffle=False)
+    indices = np.linspace(0, batches.n_transitions - 1, min(max_samples, batches.n_transitions)).astype(np.int64)
+    obs = obs_index(batches.obs, indices)
+    predicted = np.concatenate(
+        [policy.predict(obs_index(obs, slice(i, i + 256)), deterministic=True)[0] for i in range(0, len(indices), 256)]
+    )
+    return float(np.mean((predicted.reshape(len(indices), -1) - batches.acts[indices]) ** 2))
+
+
+def evaluate_bc_policy(source: Any, env: gym.Env, n_episodes: int, seed: int = 0) -> tuple[float, float]:
+    """
+    Success rate of a BC policy's deterministic actions (``info["is_success"]`` at the end of the episode).
+
+    :param source: an ``imitation`` BC trainer, an SB3 ``ActorCriticPolicy`` or a saved policy file
+    :param env: the environment (with its time limit)
+    :param n_episodes: number of episodes
+    :param seed: seed of the first ``env.reset``
+    :return: the success rate and the mean episode length
+    """
+    policy = _as_policy(source)
+    return evaluate_policy_success(env, lambda obs: policy.predict(obs, deterministic=True)[0], n_episodes, seed=seed)
