@@ -15,6 +15,10 @@ extras = {
     "plot": ["matplotlib"],
     "tensorboard": ["tensorboard>=2.9.1"],
     "hdf5": ["h5py>=3.0"],
+    # Simulated tasks of the paper (sb3_ibrl.envs); the versions tested together (metaworld pins mujoco 3.3.0).
+    # Pixel observations also need an offscreen OpenGL library: `apt-get install libegl1 libegl-mesa0` or `libosmesa6`.
+    "robosuite": ["robosuite==1.5.2"],
+    "metaworld": ["metaworld==3.1.1"],
 }
 extras["all"] = sorted({req for reqs in extras.values() for req in reqs})
 
