@@ -1,13 +1,14 @@
 """
 The idea proven on the built-in task: with 1 scripted demo and 3000 env steps, IBRL (BC from imitation as
-the IL policy) reaches a high success rate, while TD3 with the same demo in its replay buffer (and the same
-networks: IBRL without an IL policy) stays far below. Two fixed seeds, asserted on the means so that one
-seed's outcome may flip (e.g. under other floating-point kernels) without failing the test; about 90 s on
-2 CPU cores.
+the IL policy) learns faster than TD3 with the same demo in its replay buffer (and the same networks: IBRL
+without an IL policy), and ends at a high success rate, at least its IL policy's. Success is measured every
+500 steps (20 episodes); "faster" compares the area under these curves (their mean). Two fixed seeds,
+asserted on means, about 90 s on 2 CPU cores.
 
-Over seeds 0-5 (``python benchmarks/learning_check.py``) IBRL reaches 1.00 at 3000 steps on every seed,
-while TD3 + demos is erratic (0.00 to 1.00): on some seeds the baseline solves this small task as well,
-and the test uses two where it does not (see the README's results).
+Over seeds 0-5 (``python benchmarks/learning_check.py``) IBRL's curve lies above TD3 + demos' on every seed
+(mean areas 0.67 vs 0.35) and IBRL reaches 1.00 at 3000 steps on every seed, while TD3 + demos solves the task
+on 4 of 6 seeds by then (see the README's results). A test on the final success alone would be fragile: on
+this small task TD3 + demos catches up on some seeds, and which ones changes with floating-point details.
 """
 
 import gymnasium as gym
@@ -17,10 +18,11 @@ import torch as th
 
 import sb3_ibrl  # noqa: F401  (registers PointGoal-v0)
 from sb3_ibrl import IBRL
+from sb3_ibrl.common.callbacks import SuccessCurveCallback
 from sb3_ibrl.common.rollouts import evaluate_policy_success, record_episodes
 from sb3_ibrl.envs import POINT_GOAL_IBRL_SETTINGS, PointGoalExpert
 
-STEPS, EVAL_EPISODES, SEEDS = 3000, 40, (3, 4)
+STEPS, EVAL_EVERY, EVAL_EPISODES, SEEDS = 3000, 500, 20, (3, 4)
 
 
 def success_rate(act) -> float:
@@ -28,19 +30,19 @@ def success_rate(act) -> float:
 
 
 @pytest.mark.slow
-def test_ibrl_beats_td3_with_demos_on_point_goal():
+def test_ibrl_learns_faster_than_td3_with_demos_on_point_goal():
     pytest.importorskip("imitation.algorithms.bc")
     from sb3_ibrl.common.bc import train_bc
 
     th.set_num_threads(1)  # deterministic, and as fast as 2 threads for these small nets
     env = gym.make("PointGoal-v0")
     demos = record_episodes(env, PointGoalExpert(seed=2), n_episodes=1, seed=2)
-    results: dict[str, list[float]] = {"BC": [], "IBRL": [], "TD3 + demos": []}
+    bc_success, curves = [], {"IBRL": [], "TD3 + demos": []}
     for seed in SEEDS:
         bc = train_bc(
             demos, env.observation_space, env.action_space, n_batches=1000, learning_rate=1e-3, net_arch=[64, 64], seed=seed
         )
-        results["BC"].append(success_rate(lambda obs, bc=bc: bc.policy.predict(obs, deterministic=True)[0]))
+        bc_success.append(success_rate(lambda obs, bc=bc: bc.policy.predict(obs, deterministic=True)[0]))
         for name, il_policy in (("IBRL", bc), ("TD3 + demos", None)):
             model = IBRL(
                 "MlpPolicy",
@@ -50,10 +52,48 @@ def test_ibrl_beats_td3_with_demos_on_point_goal():
                 seed=seed,
                 **POINT_GOAL_IBRL_SETTINGS,
             )
-            model.learn(STEPS)
-            results[name].append(success_rate(lambda obs, model=model: model.predict(obs, deterministic=True)[0]))
-    print(f"success after {STEPS} steps, seeds {SEEDS}: {results}")
-    means = {name: float(np.mean(values)) for name, values in results.items()}
-    assert means["IBRL"] >= 0.8
-    assert means["TD3 + demos"] <= 0.5
-    assert means["IBRL"] >= means["BC"]  # the hybrid does at least as well as its IL policy
+            curve = SuccessCurveCallback(gym.make("PointGoal-v0"), EVAL_EVERY, EVAL_EPISODES, seed=123)
+            model.learn(STEPS, callback=curve)
+            curves[name].append([row[1] for row in curve.curve])
+    print(f"BC {bc_success}, success every {EVAL_EVERY} steps, seeds {SEEDS}: {curves}")
+    area = {name: float(np.mean(values)) for name, values in curves.items()}  # mean over seeds and checkpoints
+    final = {name: float(np.mean([curve[-1] for curve in values])) for name, values in curves.items()}
+    assert all(len(curve) == STEPS // EVAL_EVERY for curve in curves["IBRL"])
+    assert area["IBRL"] >= area["TD3 + demos"] + 0.15  # measured on these seeds: 0.77 vs 0.49
+    assert final["IBRL"] >= 0.8
+    assert final["IBRL"] >= float(np.mean(bc_success))  # the hybrid ends at least as good as its IL policy
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pixel_critic_learns_values_from_images(seed):
+    """
+    From 32 x 32 images of ``PointGoal-v0``, 3 demos and 400 IBRL updates (n-step targets, bootstrap proposal with an
+    IL policy that reads the images), the ViT critic learns the value of a held-out demo: its Q-values follow the
+    discounted return to go of that episode (about 20 s). Before training they do not.
+    """
+    from sb3_ibrl.envs.point_goal import POINT_GOAL_PIXEL_IBRL_SETTINGS, PixelStateAdapter
+
+    th.set_num_threads(1)
+    env = gym.make("PointGoal-v0", obs_mode="pixel")
+    demos = record_episodes(env, PointGoalExpert(seed=0), 4, seed=0, act_fn_input="state")
+    expert = PointGoalExpert(seed=0)
+    il_policy = PixelStateAdapter(lambda states: np.stack([expert(state) for state in states]))
+    settings = {**POINT_GOAL_PIXEL_IBRL_SETTINGS, "learning_starts": 0}
+    model = IBRL("CnnPolicy", env, il_policy=il_policy, demonstrations=demos[:3], seed=seed, **settings)
+    model._setup_learn(1)  # the logger that train() writes to
+    held_out = demos[3]
+    returns = 0.99 ** np.arange(len(held_out) - 1, -1, -1)  # sparse reward 1 at the end
+    obs = th.as_tensor(held_out.obs[:-1])
+    actions = th.as_tensor(model.policy.scale_action(held_out.acts))
+
+    def q_values() -> np.ndarray:
+        with th.no_grad():
+            return model.policy.critic(obs, actions).min(dim=0).values.squeeze(-1).numpy()
+
+    before = q_values()
+    model.train(gradient_steps=400, batch_size=64)
+    after = q_values()
+    print(f"seed {seed}: corr(Q, return) {np.corrcoef(before, returns)[0, 1]:.2f} -> {np.corrcoef(after, returns)[0, 1]:.2f}")
+    assert np.corrcoef(after, returns)[0, 1] >= 0.5  # measured 0.72-0.74 on seeds 0-2
+    assert np.abs(after - returns).mean() < 0.5 * np.abs(before - returns).mean()
