@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from torch.nn import functional as F
 
 import sb3_ibrl  # noqa: F401  (registers PointGoal-v0)
 from sb3_ibrl import IBRL
@@ -15,7 +16,7 @@ from sb3_ibrl.envs import PointGoalExpert
 from sb3_ibrl.ibrl.ibrl import actor_loss
 
 TINY_VIT = dict(encoder="vit", encoder_kwargs=dict(embed_dim=16, depth=1, num_heads=2), q_hidden_dim=32, net_arch=[32, 32])
-TINY_DRQ = dict(encoder="drq", encoder_kwargs=dict(feature_dim=16), net_arch=[32, 32])
+TINY_DRQ = dict(encoder="drq", encoder_kwargs=dict(feature_dim=16, resize=None), net_arch=[32, 32])
 
 
 def zero_il(obs):
@@ -49,11 +50,20 @@ def test_vit_q_head_shapes_candidates_and_members():
 def test_softmax_pooling_weights_sum_to_one_and_release_pooling():
     th.manual_seed(0)
     head = ViTQHead(n_critics=2, n_patches=16, embed_dim=8, proprio_dim=0, action_dim=2, hidden_dim=32, net_arch=[32])
-    channels = th.randn(2, 5, 8, 18)  # (members, rows, channels, n_patches + action)
-    weights = head.pool_weights_of(channels)
-    assert weights.shape == (2, 5, 8, 1)
+    encoded = Encoded(th.randn(5, 16, 8), None)
+    weights = head.pooling_weights(encoded)
+    assert weights.shape == (2, 5, 8, 1)  # (members, batch, channels, 1)
     th.testing.assert_close(weights.sum(dim=2), th.ones(2, 5, 1))
-    assert (weights > 0).all()
+    assert (weights > 0).all() and weights.std(dim=2).min() > 0  # a real weighting, not uniform
+    # Fig. 2 by hand: append the action to every channel, project with LayerNorm + ReLU, pool, append it again, MLP
+    action = th.rand(5, 2)
+    channels = th.cat([encoded.features.transpose(1, 2), action[:, None].expand(-1, 8, -1)], dim=2)  # (5, 8, 18)
+    hidden = channels[None] @ head.projection.weight[:, None] + head.projection.bias[:, None]  # (2, 5, 8, 32)
+    norm = head.projection_norm
+    hidden = th.relu(F.layer_norm(hidden, (32,)) * norm.weight[:, None] + norm.bias[:, None])
+    pooled = (hidden * weights).sum(dim=2)  # (2, 5, 32)
+    expected = head.q_networks(th.cat([pooled, action.expand(2, -1, -1)], dim=2))  # (2, 5, 1)
+    th.testing.assert_close(head(encoded, action), expected, rtol=1e-4, atol=1e-5)
     release = ViTQHead(n_critics=2, n_patches=16, embed_dim=8, proprio_dim=0, action_dim=2, hidden_dim=32, pooling="weights")
     assert release.pool_weights.shape == (2, 8, 32) and not hasattr(release, "pool_logits")
     assert release(Encoded(th.randn(5, 16, 8), None), th.rand(5, 2)).shape == (2, 5, 1)

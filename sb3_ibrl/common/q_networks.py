@@ -105,7 +105,7 @@ class ObservationEncoder(nn.Module):
             self.net = ViTEncoder(channels, image_size=height, **encoder_kwargs)
             self.features_shape = (self.net.n_patches, self.net.embed_dim)
         else:
-            self.net = DrQEncoder(channels, **{"resize": None, "image_size": height, **encoder_kwargs})
+            self.net = DrQEncoder(channels, **{"image_size": height, **encoder_kwargs})  # resized to 84 (release)
             self.features_shape = (self.net.feature_dim,)
 
     @property
@@ -216,39 +216,70 @@ class ViTQHead(nn.Module):
         self.projection = EnsembleLinear(n_critics, channel_dim, hidden_dim)
         self.projection_norm = EnsembleLayerNorm(n_critics, hidden_dim)
         if pooling == "softmax":
-            self.pool_logits = EnsembleLinear(n_critics, channel_dim, 1)
+            # The appended proprio and action are the same in every channel: they would add the same logit to all
+            # channels, which the softmax cancels, so the scores read the tokens alone
+            self.pool_logits = EnsembleLinear(n_critics, n_patches, 1)
         else:
             bound = embed_dim**-0.5
             self.pool_weights = nn.Parameter(th.empty(n_critics, embed_dim, hidden_dim).uniform_(-bound, bound))
         self.q_networks = ensemble_mlp(n_critics, hidden_dim + proprio_dim + action_dim, 1, net_arch or [1024, 1024])
 
-    def pool_weights_of(self, channels: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:
-        """
-        Softmax pooling weights of every channel.
+    def _split(self, layer: EnsembleLinear, n_patches: int, members: Optional[th.Tensor]) -> tuple[th.Tensor, ...]:
+        """A per-channel linear layer as its token part and its (proprio, action) part, which is the same for all channels."""
+        weight, bias = (layer.weight, layer.bias) if members is None else (layer.weight[members], layer.bias[members])
+        return weight[:, :n_patches], weight[:, n_patches:], bias  # (k, N, out), (k, P + A, out), (k, 1, out)
 
-        :param channels: ``(n_members, rows, embed_dim, channel_dim)``
-        :return: weights summing to one over channels, ``(n_members, rows, embed_dim, 1)``
+    def _inputs(self, encoded: Encoded, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """Token rows ``(batch * D, N)`` and the appended part of every candidate ``(K * batch, P + A)``."""
+        tokens, proprio = encoded.features, encoded.proprio  # (batch, N, D), (batch, P)
+        batch, n_patches, _ = tokens.shape
+        candidates = actions.reshape(-1, batch, actions.shape[-1])  # (K, batch, A)
+        if proprio is not None:
+            candidates = th.cat([proprio.expand(len(candidates), *proprio.shape), candidates], dim=2)  # (K, batch, P + A)
+        return tokens.transpose(1, 2).reshape(-1, n_patches), candidates.reshape(-1, candidates.shape[-1])
+
+    def _per_channel(self, layer: EnsembleLinear, token_rows: th.Tensor, extra: th.Tensor, batch: int, members) -> th.Tensor:
         """
-        k, rows, embed_dim, channel_dim = channels.shape
-        logits = self.pool_logits(channels.reshape(k, rows * embed_dim, channel_dim), members)  # (k, rows * embed_dim, 1)
-        return th.softmax(logits.reshape(k, rows, embed_dim, 1), dim=2)
+        ``layer([tokens of channel d, proprio, action])`` for every channel d and candidate, computing the token part once
+        for all candidates (the same as appending the action to every channel and projecting).
+
+        :return: ``(k, K, batch, D, out)``
+        """
+        w_tokens, w_extra, bias = self._split(layer, token_rows.shape[1], members)
+        k = len(w_tokens)
+        per_token = th.matmul(token_rows.expand(k, *token_rows.shape), w_tokens)  # (k, batch * D, out)
+        per_candidate = th.baddbmm(bias, extra.expand(k, *extra.shape), w_extra)  # (k, K * batch, out)
+        out = per_token.shape[-1]
+        return per_token.reshape(k, 1, batch, -1, out) + per_candidate.reshape(k, -1, batch, 1, out)
+
+    def pooling_weights(self, encoded: Encoded, members: Optional[th.Tensor] = None) -> th.Tensor:
+        """
+        Softmax pooling weights of the channels (``pooling="softmax"``), one score per channel from its tokens.
+
+        :return: weights that sum to one over channels, ``(k, batch, D, 1)``
+        """
+        tokens = encoded.features  # (batch, N, D)
+        batch, n_patches, embed_dim = tokens.shape
+        token_rows = tokens.transpose(1, 2).reshape(-1, n_patches)  # (batch * D, N)
+        k = self.pool_logits.n_members if members is None else len(members)
+        logits = self.pool_logits(token_rows.expand(k, *token_rows.shape), members)  # (k, batch * D, 1)
+        return th.softmax(logits.reshape(k, batch, embed_dim, 1), dim=2)
 
     def forward(self, encoded: Encoded, actions: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:
-        tokens, proprio, actions_flat, lead = _candidate_rows(encoded, actions)
-        rows, _, embed_dim = tokens.shape
-        k = self.projection.n_members if members is None else len(members)
-        extra = actions_flat if proprio is None else th.cat([proprio, actions_flat], dim=1)  # (rows, P + A)
-        channels = th.cat([tokens.transpose(1, 2), extra[:, None].expand(-1, embed_dim, -1)], dim=2)  # (rows, D, N + P + A)
-        channels = channels.expand(k, *channels.shape)  # (k, rows, D, N + P + A)
-        hidden = self.projection(channels.reshape(k, rows * embed_dim, -1), members)  # (k, rows * D, H)
-        hidden = th.relu(self.projection_norm(hidden, members)).reshape(k, rows, embed_dim, -1)  # (k, rows, D, H)
+        batch = len(encoded.features)
+        token_rows, extra = self._inputs(encoded, actions)  # (batch * D, N), (K * batch, P + A)
+        hidden = self._per_channel(self.projection, token_rows, extra, batch, members)  # (k, K, batch, D, H)
+        k, n_candidates, _, _, hidden_dim = hidden.shape
+        hidden = self.projection_norm(hidden.reshape(k, -1, hidden_dim), members).relu().reshape(hidden.shape)
         if self.pooling == "softmax":
-            pooled = (hidden * self.pool_weights_of(channels, members)).sum(dim=2)  # (k, rows, H)
+            pooled = (hidden * self.pooling_weights(encoded, members)[:, None]).sum(dim=3)  # (k, K, batch, H)
         else:
             weights = self.pool_weights if members is None else self.pool_weights[members]  # (k, D, H)
-            pooled = (hidden * weights[:, None]).sum(dim=2)  # (k, rows, H)
-        q_values = self.q_networks(th.cat([pooled, extra.expand(k, *extra.shape)], dim=2), members)  # (k, rows, 1)
-        return q_values.reshape(k, *lead, 1)  # (k, [K,] batch, 1)
+            pooled = (hidden * weights[:, None, None]).sum(dim=3)  # (k, K, batch, H)
+        extra = extra.reshape(n_candidates, batch, -1).expand(k, -1, -1, -1)  # (k, K, batch, P + A)
+        head_input = th.cat([pooled, extra], dim=3).reshape(k, n_candidates * batch, -1)  # (k, K * batch, H + P + A)
+        q_values = self.q_networks(head_input, members)  # (k, K * batch, 1)
+        return q_values.reshape(k, *actions.shape[:-1], 1)  # (k, [K,] batch, 1)
 
 
 class PixelActorHead(nn.Module):
