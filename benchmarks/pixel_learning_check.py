@@ -22,7 +22,11 @@ from sb3_ibrl.envs.point_goal import POINT_GOAL_PIXEL_IBRL_SETTINGS, PixelStateA
 
 ENCODERS = {
     "vit": POINT_GOAL_PIXEL_IBRL_SETTINGS["policy_kwargs"],
-    "drq": {**POINT_GOAL_PIXEL_IBRL_SETTINGS["policy_kwargs"], "encoder": "drq", "encoder_kwargs": dict(feature_dim=32, resize=None)},
+    "drq": {
+        **POINT_GOAL_PIXEL_IBRL_SETTINGS["policy_kwargs"],
+        "encoder": "drq",
+        "encoder_kwargs": dict(feature_dim=32, resize=None),
+    },
 }
 
 
