@@ -72,7 +72,7 @@ def test_pixel_critic_learns_values_from_images(seed):
     IL policy that reads the images), the ViT critic learns the value of a held-out demo: its Q-values follow the
     discounted return to go of that episode (about 20 s). Before training they do not.
     """
-    from sb3_ibrl.envs.point_goal import POINT_GOAL_PIXEL_IBRL_SETTINGS, PixelStateAdapter
+    from sb3_ibrl.envs.point_goal_pixels import POINT_GOAL_PIXEL_IBRL_SETTINGS, PixelStateAdapter
 
     th.set_num_threads(1)
     env = gym.make("PointGoal-v0", obs_mode="pixel")

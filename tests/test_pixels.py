@@ -13,7 +13,7 @@ from sb3_ibrl.common.buffers import IBRLReplayBuffer, check_buffer_memory, trans
 from sb3_ibrl.common.q_networks import Encoded, ObservationEncoder, ViTQHead
 from sb3_ibrl.common.rollouts import record_episodes
 from sb3_ibrl.envs import PointGoalExpert
-from sb3_ibrl.ibrl.ibrl import actor_loss
+from sb3_ibrl.ibrl.losses import actor_loss
 
 TINY_VIT = dict(encoder="vit", encoder_kwargs=dict(embed_dim=16, depth=1, num_heads=2), q_hidden_dim=32, net_arch=[32, 32])
 TINY_DRQ = dict(encoder="drq", encoder_kwargs=dict(feature_dim=16, resize=None), net_arch=[32, 32])
