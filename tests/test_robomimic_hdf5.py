@@ -8,7 +8,14 @@ from gymnasium import spaces
 
 from sb3_ibrl import IBRL
 from sb3_ibrl.common.demos import load_episodes
-from sb3_ibrl.common.robomimic_hdf5 import list_robomimic_demos, read_robomimic_episodes, write_robomimic_hdf5
+from sb3_ibrl.common.robomimic_hdf5 import (
+    list_robomimic_demos,
+    match_obs_keys,
+    read_episodes_for_env,
+    read_robomimic_episodes,
+    recorded_obs_keys,
+    write_robomimic_hdf5,
+)
 
 h5py = pytest.importorskip("h5py")
 
@@ -115,7 +122,7 @@ def test_image_key(tmp_path):
         assert ep.obs.dtype == np.uint8
         assert ep.obs.shape == (len(demo["actions"]) + 1, 6, 5, 3)
         np.testing.assert_array_equal(ep.obs, demo["obs"]["agentview_image"])
-    with pytest.raises(ValueError, match="dict observations are not supported yet"):
+    with pytest.raises(ValueError, match=r"cannot be concatenated.*obs_keys=\{env key: \[file keys\]\}"):
         read_robomimic_episodes(path, obs_keys=["agentview_image", "robot0_eef_pos"])
 
 
@@ -225,3 +232,96 @@ def test_ibrl_accepts_recorded_keys_file(tmp_path):
     assert [ep.terminal for ep in episodes] == [True, False]
     model = IBRL("MlpPolicy", TinyEnv(), demonstrations=str(path), policy_kwargs=dict(net_arch=[8]))
     assert model.replay_buffer.n_demo_transitions == 12
+
+
+def chw_demo(rng: np.random.Generator, length: int) -> dict[str, Any]:
+    """A demo as recorded from a channel-first Dict env: image (3, 6, 5), proprio 9, plus robomimic's object key."""
+    demo = make_demo(rng, length)
+    demo["obs"] = {
+        "cam_image": rng.integers(0, 256, size=(length + 1, 3, 6, 5), dtype=np.uint8),
+        "object": rng.normal(size=(length + 1, 4)).astype(np.float32),
+        "robot0_eef_pos": rng.normal(size=(length + 1, 3)).astype(np.float32),
+        "robot0_eef_quat": rng.normal(size=(length + 1, 4)).astype(np.float32),
+        "robot0_gripper_qpos": rng.normal(size=(length + 1, 2)).astype(np.float32),
+    }
+    demo["attrs"] = {"seed": 7 + length}
+    return demo
+
+
+PROPRIO = ["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"]
+IMAGE_SPACE = spaces.Box(0, 255, (3, 6, 5), dtype=np.uint8)
+DICT_SPACE = spaces.Dict({"cam": IMAGE_SPACE, "proprio": spaces.Box(-np.inf, np.inf, (9,), dtype=np.float32)})
+STATE_SPACE = spaces.Box(-np.inf, np.inf, (13,), dtype=np.float32)
+
+
+def test_dict_observations_channel_first(tmp_path):
+    rng = np.random.default_rng(0)
+    demos = [chw_demo(rng, 4), chw_demo(rng, 3)]
+    path = tmp_path / "dict.hdf5"
+    keys = {"cam": ["cam_image"], "proprio": PROPRIO}
+    write_robomimic_hdf5(path, demos, obs_keys=keys, channel_first=True)
+    with h5py.File(path, "r") as file:  # robomimic's layout on disk: channel-last, per-demo attrs kept
+        assert file["data/demo_0/obs/cam_image"].shape == (4, 6, 5, 3)
+        assert int(file["data/demo_1"].attrs["seed"]) == 10
+        assert bool(file["data"].attrs["sb3_ibrl_channel_first"])
+    assert recorded_obs_keys(path) == keys
+
+    for episodes in (load_episodes(path), read_robomimic_episodes(path, keys)):  # recorded: back to channel-first
+        for demo, ep in zip(demos, episodes):
+            assert set(ep.obs) == {"cam", "proprio"}
+            np.testing.assert_array_equal(ep.obs["cam"], demo["obs"]["cam_image"])
+            expected = np.concatenate([demo["obs"][key] for key in PROPRIO], axis=1)
+            np.testing.assert_array_equal(ep.obs["proprio"], expected)
+    raw = read_robomimic_episodes(path, {"cam": ["cam_image"]}, channel_first=False)
+    assert raw[0].obs["cam"].shape == (5, 6, 5, 3)
+    # a Dict file trains IBRL directly (the recorded keys give the env's Dict observations)
+    assert [len(ep) for ep in load_episodes(path)] == [4, 3]
+
+
+def test_read_episodes_for_env_maps_keys(tmp_path):
+    rng = np.random.default_rng(1)
+    demos = [chw_demo(rng, 4), chw_demo(rng, 5)]
+    path = tmp_path / "all.hdf5"
+    write_robomimic_hdf5(path, demos, obs_keys=["cam_image"], channel_first=True)
+
+    # Box image: the one image key, channel-first like the space
+    assert match_obs_keys(path, IMAGE_SPACE) == ["cam_image"]
+    images = read_episodes_for_env(path, IMAGE_SPACE)
+    np.testing.assert_array_equal(images[1].obs, demos[1]["obs"]["cam_image"])
+    # ... or channel-last if the space is
+    hwc = read_episodes_for_env(path, spaces.Box(0, 255, (6, 5, 3), dtype=np.uint8), n_demos=1)
+    np.testing.assert_array_equal(hwc[0].obs, np.moveaxis(demos[0]["obs"]["cam_image"], 1, -1))
+    # Box state: robomimic's object + proprio keys, in that order
+    assert match_obs_keys(path, STATE_SPACE) == ["object", *PROPRIO]
+    states = read_episodes_for_env(path, STATE_SPACE)
+    expected = np.concatenate([demos[0]["obs"][key] for key in ["object", *PROPRIO]], axis=1)
+    np.testing.assert_array_equal(states[0].obs, expected)
+    # Dict: '<key>_image' for the camera, robomimic's proprio keys for 'proprio'
+    assert match_obs_keys(path, DICT_SPACE) == {"cam": ["cam_image"], "proprio": PROPRIO}
+    dicts = read_episodes_for_env(path, DICT_SPACE)
+    np.testing.assert_array_equal(dicts[0].obs["cam"], demos[0]["obs"]["cam_image"])
+    assert dicts[0].obs["proprio"].shape == (5, 9)
+    # one low-dim key of the right size
+    assert match_obs_keys(path, spaces.Box(-1, 1, (2,), dtype=np.float32)) == ["robot0_gripper_qpos"]
+    # explicit keys are checked, not guessed
+    assert match_obs_keys(path, spaces.Box(-1, 1, (7,), dtype=np.float32), obs_keys=["object", "robot0_eef_pos"]) == [
+        "object",
+        "robot0_eef_pos",
+    ]
+
+
+def test_read_episodes_for_env_errors(tmp_path):
+    rng = np.random.default_rng(2)
+    path = tmp_path / "all.hdf5"
+    write_robomimic_hdf5(path, [chw_demo(rng, 4)], channel_first=True)
+    listing = r"cam_image \(6, 5, 3\) uint8.*object \(4,\) float32"
+    with pytest.raises(ValueError, match=r"Cannot map the observation keys of .*all\.hdf5.*no file key.*" + listing):
+        read_episodes_for_env(path, spaces.Box(-1, 1, (100,), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"several file keys fit .*\['object', 'robot0_eef_quat'\]"):
+        match_obs_keys(path, spaces.Box(-1, 1, (4,), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"obs_keys=\['object'\] do not give the shapes"):
+        read_episodes_for_env(path, STATE_SPACE, obs_keys=["object"])
+    with pytest.raises(ValueError, match=r"Dict entry 'depth'"):
+        read_episodes_for_env(path, spaces.Dict({"depth": spaces.Box(0, 255, (1, 6, 5), dtype=np.uint8)}))
+    with pytest.raises(FileNotFoundError, match="not found"):
+        read_episodes_for_env(tmp_path / "missing.hdf5", STATE_SPACE)

@@ -11,17 +11,24 @@ Layout::
     mask/<split>               byte strings of demo names (b"demo_0", ...)
 
 Low-dimensional observation keys are flattened per step and concatenated into ``float32`` vectors; a
-single image key (``(T, H, W, 3)`` ``uint8``) is kept as is. The final observation of an episode (row
-``T``) comes from ``next_obs/<key>[T - 1]``.
+single image key (``(T, H, W, 3)`` ``uint8``) is kept as is. A dict ``{env key: [file keys]}`` reads Dict
+observations (e.g. ``{"agentview": ["agentview_image"], "proprio": ["robot0_eef_pos", ...]}``). The final
+observation of an episode (row ``T``) comes from ``next_obs/<key>[T - 1]``.
+
+Images are stored channel-last ``(H, W, C)`` as robomimic does. Files written from channel-first env
+observations (``write_robomimic_hdf5(..., channel_first=True)``) record it (``data.attrs["sb3_ibrl_channel_first"]``)
+and are read back channel-first ``(C, H, W)``. :func:`read_episodes_for_env` maps a file's keys to an env's
+observation space (Box state, Box image, Dict) and transposes images to the space's layout.
 """
 
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional, Union
 
 import numpy as np
+from gymnasium import spaces
 
 from sb3_ibrl.common.demos import Episode
 
@@ -31,7 +38,13 @@ except ImportError:  # pragma: no cover - depends on the environment
     h5py = None
 
 PathType = Union[str, os.PathLike]
+# Observation keys: a list (one array: an image key alone, or low-dim keys concatenated) or {env key: [file keys]}
+ObsKeys = Union[Sequence[str], Mapping[str, Sequence[str]]]
+Groups = dict[Optional[str], list[str]]  # normalized keys: {env key (None: a single array): [file keys]}
 OBS_KEYS_ATTR = "sb3_ibrl_obs_keys"
+CHANNEL_FIRST_ATTR = "sb3_ibrl_channel_first"
+# robomimic's low-dim keys, in the order of sb3-ibrl's robosuite state vector (proprio: the last three)
+ROBOMIMIC_STATE_KEYS = ("object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
 _DEMO_NAME = re.compile(r"^demo_(\d+)$")
 
 
@@ -117,29 +130,58 @@ def robomimic_obs_keys(path: PathType) -> list[str]:
         return sorted(demo["obs"].keys()) if "obs" in demo else []
 
 
-def _check_obs_keys(obs_keys: Sequence[str], demo: Any) -> bool:
-    """Validate the keys against a demo; return whether they select a single image key."""
+def _as_groups(obs_keys: ObsKeys) -> tuple[Groups, bool]:
+    """Normalize observation keys to ``{env key or None: [file keys]}``; return it and whether it is a Dict."""
     if isinstance(obs_keys, str):
         obs_keys = [obs_keys]
-    if len(obs_keys) == 0:
-        raise ValueError("obs_keys is empty: name at least one observation key")
+    if isinstance(obs_keys, Mapping):
+        groups: Groups = {str(key): [keys] if isinstance(keys, str) else list(keys) for key, keys in obs_keys.items()}
+        is_dict = True
+    else:
+        groups, is_dict = {None: list(obs_keys)}, False
+    if not groups or any(len(keys) == 0 for keys in groups.values()):
+        raise ValueError("obs_keys is empty: name at least one observation key (per Dict entry)")
+    return groups, is_dict
+
+
+def _check_obs_keys(groups: Groups, demo: Any) -> dict[Optional[str], bool]:
+    """Validate the keys against a demo; return, per group, whether it is a single image key."""
     available = sorted(demo["obs"].keys()) if "obs" in demo else []
-    for key in obs_keys:
-        if key not in available:
-            raise ValueError(f"Observation key {key!r} not found in {demo.name}/obs; available keys: {available}")
-        if "next_obs" not in demo or key not in demo["next_obs"]:
-            raise ValueError(f"Observation key {key!r} not found in {demo.name}/next_obs (needed for the final observation)")
-    is_image = [demo["obs"][key].ndim >= 4 for key in obs_keys]  # (T, H, W, C): ndim >= 3 per step
-    if any(is_image) and len(obs_keys) > 1:
-        images = [key for key, image in zip(obs_keys, is_image) if image]
-        raise ValueError(
-            f"Image key(s) {images} cannot be mixed with other observation keys: dict observations are not "
-            "supported yet; pass a single image key or only low-dimensional keys"
-        )
-    return bool(is_image[0])
+    images = {}
+    for group, keys in groups.items():
+        for key in keys:
+            if key not in available:
+                raise ValueError(f"Observation key {key!r} not found in {demo.name}/obs; available keys: {available}")
+            if "next_obs" not in demo or key not in demo["next_obs"]:
+                raise ValueError(
+                    f"Observation key {key!r} not found in {demo.name}/next_obs (needed for the final observation)"
+                )
+        is_image = [demo["obs"][key].ndim >= 4 for key in keys]  # (T, H, W, C): ndim >= 3 per step
+        if any(is_image) and len(keys) > 1:
+            image_keys = [key for key, image in zip(keys, is_image) if image]
+            raise ValueError(
+                f"Image key(s) {image_keys} cannot be concatenated with other observation keys: read Dict observations "
+                f"with obs_keys={{env key: [file keys]}}, e.g. {{'image': [{image_keys[0]!r}], 'proprio': [...]}}"
+            )
+        images[group] = bool(is_image[0])
+    return images
 
 
-def _read_demo(demo: Any, name: str, obs_keys: Sequence[str], image: bool, path: str) -> Episode:
+def _read_rows(demo: Any, keys: list[str], image: bool, n_steps: int, channel_first: bool) -> np.ndarray:
+    """The ``T + 1`` observations of one group of keys: an image as stored (or channel-first), or low-dim float32."""
+    if image:
+        rows = np.concatenate([demo["obs"][keys[0]][()], demo["next_obs"][keys[0]][n_steps - 1 : n_steps]], axis=0)
+        return np.ascontiguousarray(np.moveaxis(rows, -1, 1)) if channel_first else rows
+    parts = []
+    for key in keys:
+        rows = np.concatenate([demo["obs"][key][()], demo["next_obs"][key][n_steps - 1 : n_steps]], axis=0)
+        parts.append(rows.reshape(n_steps + 1, -1).astype(np.float32))
+    return np.concatenate(parts, axis=1)
+
+
+def _read_demo(
+    demo: Any, name: str, groups: Groups, images: dict[Optional[str], bool], channel_first: bool, path: str
+) -> Episode:
     for required in ("actions", "rewards", "dones"):
         if required not in demo:
             raise ValueError(f"{path}: demo {name!r} has no {required!r} dataset")
@@ -149,7 +191,7 @@ def _read_demo(demo: Any, name: str, obs_keys: Sequence[str], image: bool, path:
         raise ValueError(f"{path}: demo {name!r} has no step")
     num_samples = demo.attrs.get("num_samples")
     lengths = {"actions": n_steps, "rewards": len(demo["rewards"]), "dones": len(demo["dones"])}
-    for key in obs_keys:
+    for key in (key for keys in groups.values() for key in keys):
         lengths[f"obs/{key}"] = len(demo["obs"][key])
         lengths[f"next_obs/{key}"] = len(demo["next_obs"][key])
     if num_samples is not None:
@@ -159,34 +201,31 @@ def _read_demo(demo: Any, name: str, obs_keys: Sequence[str], image: bool, path:
         raise ValueError(f"{path} is truncated or corrupt: in demo {name!r}, 'actions' has {n_steps} rows but {bad} differ")
     rewards = np.asarray(demo["rewards"][()], dtype=np.float32).reshape(-1)
     dones = np.asarray(demo["dones"][()]).reshape(-1)
-    if image:
-        key = obs_keys[0]
-        obs = np.concatenate([demo["obs"][key][()], demo["next_obs"][key][n_steps - 1 : n_steps]], axis=0)
-    else:
-        parts = []
-        for key in obs_keys:
-            rows = np.concatenate([demo["obs"][key][()], demo["next_obs"][key][n_steps - 1 : n_steps]], axis=0)
-            parts.append(rows.reshape(n_steps + 1, -1).astype(np.float32))
-        obs = np.concatenate(parts, axis=1)
-    return Episode(obs=obs, acts=actions, rews=rewards, terminal=bool(dones[-1]))
+    obs = {group: _read_rows(demo, keys, images[group], n_steps, channel_first) for group, keys in groups.items()}
+    return Episode(obs=obs[None] if None in obs else obs, acts=actions, rews=rewards, terminal=bool(dones[-1]))
 
 
 def read_robomimic_episodes(
-    path: PathType, obs_keys: Sequence[str], n_demos: Optional[int] = None, split: Optional[str] = None
+    path: PathType,
+    obs_keys: ObsKeys,
+    n_demos: Optional[int] = None,
+    split: Optional[str] = None,
+    channel_first: Optional[bool] = None,
 ) -> list[Episode]:
     """
     Read demonstrations from a robomimic HDF5 file (e.g. the official ``can_ph.hdf5``).
 
     :param path: the file
-    :param obs_keys: observation keys; a single image key gives image observations (``uint8`` kept),
-        otherwise the low-dimensional keys are flattened and concatenated in this order into ``float32`` vectors
+    :param obs_keys: observation keys; a single image key gives image observations (``uint8`` kept), low-dimensional
+        keys are flattened and concatenated in this order into ``float32`` vectors; a dict ``{env key: [file keys]}``
+        gives Dict observations, each entry read that way
     :param n_demos: read only the first ``n_demos`` demos (of the split when given); ``None`` reads all
     :param split: name of a ``mask`` split (e.g. ``"train"``) to read from
+    :param channel_first: return images ``(C, H, W)`` (stored ``(H, W, C)``); ``None``: as the file records
+        (``True`` for files written with ``write_robomimic_hdf5(..., channel_first=True)``, else as stored)
     :return: the episodes
     """
-    if isinstance(obs_keys, str):
-        obs_keys = [obs_keys]
-    obs_keys = list(obs_keys)
+    groups, _ = _as_groups(obs_keys)
     if n_demos is not None and n_demos < 1:
         raise ValueError(f"n_demos must be at least 1 (got {n_demos})")
     str_path = os.fspath(path)
@@ -200,15 +239,22 @@ def read_robomimic_episodes(
                 raise ValueError(f"n_demos={n_demos} is larger than the {len(names)} demos available in {where}")
             names = names[:n_demos]
         data = file["data"]
+        if channel_first is None:
+            channel_first = bool(data.attrs.get(CHANNEL_FIRST_ATTR, False))
         try:
-            image = _check_obs_keys(obs_keys, data[names[0]])
-            return [_read_demo(data[name], name, obs_keys, image, str_path) for name in names]
+            images = _check_obs_keys(groups, data[names[0]])
+            return [_read_demo(data[name], name, groups, images, channel_first, str_path) for name in names]
         except OSError as error:  # a read failure inside a damaged file
             raise ValueError(f"Could not read {str_path}: the file is truncated or corrupt ({error})") from error
 
 
-def _prepare_demo(index: int, demo: dict[str, Any]) -> tuple:
-    """Check one demo dict for the writer; return ``(actions, rewards, dones, obs, states)``."""
+def _is_image(value: np.ndarray) -> bool:
+    """Whether a stacked observation array holds images (``uint8`` with 3 dims per step)."""
+    return value.dtype == np.uint8 and value.ndim == 4
+
+
+def _prepare_demo(index: int, demo: dict[str, Any], channel_first: bool) -> tuple:
+    """Check one demo dict for the writer; return ``(actions, rewards, dones, obs, states, attrs)``."""
     actions = np.asarray(demo["actions"], dtype=np.float32)
     if actions.ndim == 1:
         actions = actions[:, None]
@@ -232,8 +278,24 @@ def _prepare_demo(index: int, demo: dict[str, Any]) -> tuple:
                 f"Demo {index}: observation key {key!r} has {len(value)} rows, expected {n_steps + 1} "
                 "(one per action plus the final observation)"
             )
+        if channel_first and _is_image(value):
+            obs[key] = np.ascontiguousarray(np.moveaxis(value, 1, -1))  # (T + 1, C, H, W) -> (T + 1, H, W, C)
     states = demo.get("states")
-    return actions, rewards, dones, obs, None if states is None else np.asarray(states)
+    return actions, rewards, dones, obs, None if states is None else np.asarray(states), dict(demo.get("attrs") or {})
+
+
+def _normalized(obs_keys: ObsKeys) -> Union[list[str], dict[str, list[str]]]:
+    """Observation keys as a JSON-friendly list or ``{env key: [file keys]}``."""
+    groups, is_dict = _as_groups(obs_keys)
+    return {str(group): keys for group, keys in groups.items()} if is_dict else groups[None]
+
+
+def _check_recorded_keys(obs_keys: ObsKeys, first_obs: dict[str, np.ndarray]) -> Union[list[str], dict[str, list[str]]]:
+    groups, _ = _as_groups(obs_keys)
+    for key in (key for keys in groups.values() for key in keys):
+        if key not in first_obs:
+            raise ValueError(f"obs_keys names {key!r}, which demo 0 does not have; keys: {sorted(first_obs)}")
+    return _normalized(obs_keys)
 
 
 def write_robomimic_hdf5(
@@ -241,7 +303,8 @@ def write_robomimic_hdf5(
     demos: Sequence[dict[str, Any]],
     env_args: Optional[dict[str, Any]] = None,
     masks: Optional[dict[str, Sequence[int]]] = None,
-    obs_keys: Optional[Sequence[str]] = None,
+    obs_keys: Optional[ObsKeys] = None,
+    channel_first: bool = False,
 ) -> None:
     """
     Write demonstrations in the robomimic HDF5 layout.
@@ -250,23 +313,24 @@ def write_robomimic_hdf5(
     :param demos: one dict per demo with ``obs`` (a dict of arrays with ``T + 1`` rows per key: the first
         ``T`` are written to ``obs``, the last ``T`` to ``next_obs``), ``actions`` ``(T, act_dim)``,
         ``rewards`` ``(T,)``, optional ``dones`` ``(T,)`` (default: 1 on the last step when the last reward
-        is positive) and optional ``states`` ``(T, state_dim)``
+        is positive), optional ``states`` ``(T, state_dim)`` and optional ``attrs`` (a dict of scalars or strings
+        stored as the attributes of ``data/demo_<k>``, e.g. the reset ``seed``)
     :param env_args: environment metadata stored as JSON in ``data.attrs["env_args"]``
     :param masks: splits, mapping a split name to demo indices (``{"train": [0, 1], "valid": [2]}``)
     :param obs_keys: when given, recorded in ``data.attrs["sb3_ibrl_obs_keys"]`` so that
-        :func:`sb3_ibrl.common.demos.load_episodes` can read the file without being told the keys
+        :func:`sb3_ibrl.common.demos.load_episodes` can read the file without being told the keys: a list
+        (one observation array) or ``{env key: [file keys]}`` (Dict observations)
+    :param channel_first: the image observations in ``demos`` (``uint8``, 3 dims per step) are channel-first
+        ``(C, H, W)``, as SB3 envs give them: they are written channel-last ``(H, W, C)`` (robomimic's layout) and
+        the file records it, so that the readers give them back channel-first
     """
     lib = _require_h5py()
     if len(demos) == 0:
         raise ValueError("Refusing to write an empty demo file: no demo was given")
     if env_args is None:
         env_args = {"env_name": "unknown", "type": 1, "env_kwargs": {}}
-    prepared = [_prepare_demo(index, demo) for index, demo in enumerate(demos)]
-    if obs_keys is not None:
-        obs_keys = [obs_keys] if isinstance(obs_keys, str) else list(obs_keys)
-        for key in obs_keys:
-            if key not in prepared[0][3]:
-                raise ValueError(f"obs_keys names {key!r}, which demo 0 does not have; keys: {sorted(prepared[0][3])}")
+    prepared = [_prepare_demo(index, demo, channel_first) for index, demo in enumerate(demos)]
+    recorded = None if obs_keys is None else _check_recorded_keys(obs_keys, prepared[0][3])
     for split, indices in (masks or {}).items():
         for i in indices:
             if not 0 <= int(i) < len(prepared):
@@ -274,9 +338,11 @@ def write_robomimic_hdf5(
     with lib.File(os.fspath(path), "w") as file:
         data = file.create_group("data")
         total = 0
-        for index, (actions, rewards, dones, obs, states) in enumerate(prepared):
+        for index, (actions, rewards, dones, obs, states, attrs) in enumerate(prepared):
             group = data.create_group(f"demo_{index}")
             group.attrs["num_samples"] = len(actions)
+            for name, value in attrs.items():
+                group.attrs[name] = value
             group.create_dataset("actions", data=actions)
             group.create_dataset("rewards", data=rewards)
             group.create_dataset("dones", data=dones)
@@ -288,31 +354,174 @@ def write_robomimic_hdf5(
             total += len(actions)
         data.attrs["total"] = total
         data.attrs["env_args"] = json.dumps(env_args)
-        if obs_keys is not None:
-            data.attrs[OBS_KEYS_ATTR] = json.dumps(obs_keys)
+        if recorded is not None:
+            data.attrs[OBS_KEYS_ATTR] = json.dumps(recorded)
+        if channel_first:
+            data.attrs[CHANNEL_FIRST_ATTR] = True
         if masks:
             mask = file.create_group("mask")
             for split, indices in masks.items():
                 mask.create_dataset(split, data=np.array([f"demo_{int(i)}".encode() for i in indices], dtype="S"))
 
 
+def recorded_obs_keys(path: PathType) -> Optional[ObsKeys]:
+    """
+    The observation keys recorded in a file by :func:`write_robomimic_hdf5`, or ``None``.
+
+    :param path: the file
+    :return: a list of keys, ``{env key: [file keys]}``, or ``None`` when the file records none
+    """
+    with _open(path) as file:
+        recorded = _data_group(file, path).attrs.get(OBS_KEYS_ATTR)
+    return None if recorded is None else json.loads(_decode(recorded))
+
+
 def read_recorded_episodes(path: PathType) -> list[Episode]:
     """
     Read every demo of a robomimic HDF5 file with the observation keys recorded in it by
-    :func:`write_robomimic_hdf5` (``data.attrs["sb3_ibrl_obs_keys"]``).
+    :func:`write_robomimic_hdf5` (``data.attrs["sb3_ibrl_obs_keys"]``; a dict of keys gives Dict observations).
 
     :param path: the file
     :return: the episodes
     """
-    with _open(path) as file:
-        data = _data_group(file, path)
-        recorded = data.attrs.get(OBS_KEYS_ATTR)
-    if recorded is None:
+    obs_keys = recorded_obs_keys(path)
+    if obs_keys is None:
         keys = robomimic_obs_keys(path)
         raise ValueError(
             f"{os.fspath(path)} is a robomimic HDF5 file without recorded observation keys: call "
-            f"sb3_ibrl.common.robomimic_hdf5.read_robomimic_episodes(path, obs_keys=[...]) and pass the episodes "
-            f"as demonstrations; the file's obs keys are {keys}"
+            f"sb3_ibrl.common.robomimic_hdf5.read_episodes_for_env(path, env.observation_space) (or "
+            f"read_robomimic_episodes(path, obs_keys=[...])) and pass the episodes as demonstrations; the file's obs "
+            f"keys are {keys}"
         )
-    obs_keys = json.loads(_decode(recorded))
     return read_robomimic_episodes(path, obs_keys=obs_keys)
+
+
+# --- mapping a file's observation keys to an env's observation space
+KeyInfo = dict[str, tuple[tuple[int, ...], np.dtype]]  # file key -> (shape per step, dtype)
+
+
+def _key_info(path: PathType, split: Optional[str]) -> tuple[KeyInfo, Optional[ObsKeys]]:
+    """Per-step shape and dtype of every observation key of the first demo, and the recorded keys."""
+    with _open(path) as file:
+        names = _demo_names(file, path, split)
+        if not names:
+            raise ValueError(f"{os.fspath(path)} holds no demonstration" + (f" in split {split!r}" if split else ""))
+        demo = file["data"][names[0]]
+        info = {key: (tuple(value.shape[1:]), value.dtype) for key, value in demo["obs"].items()} if "obs" in demo else {}
+        recorded = file["data"].attrs.get(OBS_KEYS_ATTR)
+    return info, None if recorded is None else json.loads(_decode(recorded))
+
+
+def _fits(keys: Sequence[str], info: KeyInfo, space: spaces.Space) -> bool:
+    """Whether these file keys give observations of the Box space (images: channel-first or channel-last)."""
+    if not isinstance(space, spaces.Box) or any(key not in info for key in keys):
+        return False
+    shape = tuple(space.shape)
+    if len(shape) == 3:
+        channel_last = (shape[1], shape[2], shape[0])
+        return len(keys) == 1 and info[keys[0]][0] in (shape, channel_last)
+    if len(shape) != 1 or any(len(info[key][0]) >= 3 for key in keys):
+        return False
+    return sum(int(np.prod(info[key][0])) for key in keys) == shape[0]
+
+
+def _infer_keys(space: spaces.Space, info: KeyInfo, name: Optional[str]) -> list[str]:
+    """File keys for one Box space (the top-level one, or the Dict entry ``name``)."""
+    named: list[list[str]] = []
+    if name is not None:
+        named += [[name], [f"{name}_image"]]
+    named.append(list(ROBOMIMIC_STATE_KEYS[1:] if name == "proprio" else ROBOMIMIC_STATE_KEYS))
+    for keys in named:
+        if _fits(keys, info, space):
+            return keys
+    single = [[key] for key in sorted(info) if _fits([key], info, space)]
+    if len(single) == 1:
+        return single[0]
+    where = "the observation space" if name is None else f"the Dict entry {name!r}"
+    if single:
+        raise ValueError(f"several file keys fit {where} ({space}): {[keys[0] for keys in single]}")
+    raise ValueError(f"no file key (or robomimic key set {list(named[-1])}) fits {where} ({space})")
+
+
+def match_obs_keys(
+    path: PathType, observation_space: spaces.Space, obs_keys: Optional[ObsKeys] = None, split: Optional[str] = None
+) -> Union[list[str], dict[str, list[str]]]:
+    """
+    The file keys that give an env's observations: ``obs_keys`` when given (checked), else the keys recorded in
+    the file when they fit, else keys picked by name and shape: for a state Box, robomimic's
+    ``object + robot0_eef_pos + robot0_eef_quat + robot0_gripper_qpos`` or the one key of that size; for an image
+    Box, the one image key of that shape (``(C, H, W)`` or ``(H, W, C)``); for a Dict, per entry ``<key>``,
+    ``<key>_image``, (``proprio``) robomimic's three proprio keys, or the one key that fits.
+
+    :param path: the file
+    :param observation_space: the env's observation space (Box or Dict of Boxes)
+    :param obs_keys: keys to check instead of picking them: a list (Box) or ``{env key: [file keys]}`` (Dict)
+    :param split: a ``mask`` split whose first demo is inspected
+    :return: a list of file keys (Box) or ``{env key: [file keys]}`` (Dict)
+    """
+    info, recorded = _key_info(path, split)
+    entries = observation_space.spaces if isinstance(observation_space, spaces.Dict) else {None: observation_space}
+
+    def fits_all(keys: Optional[ObsKeys]) -> bool:
+        if keys is None or isinstance(keys, Mapping) != isinstance(observation_space, spaces.Dict):
+            return False
+        groups, _ = _as_groups(keys)
+        return set(groups) == set(entries) and all(_fits(groups[name], info, space) for name, space in entries.items())
+
+    def listing() -> str:
+        return ", ".join(f"{key} {shape} {dtype}" for key, (shape, dtype) in sorted(info.items()))
+
+    try:
+        if obs_keys is not None:
+            if not fits_all(obs_keys):
+                raise ValueError(f"obs_keys={obs_keys!r} do not give the shapes of the space")
+            keys: ObsKeys = obs_keys
+        elif fits_all(recorded):
+            keys = recorded  # type: ignore[assignment]
+        elif isinstance(observation_space, spaces.Dict):
+            keys = {name: _infer_keys(space, info, name) for name, space in observation_space.spaces.items()}
+        else:
+            keys = _infer_keys(observation_space, info, None)
+    except ValueError as error:
+        raise ValueError(
+            f"Cannot map the observation keys of {os.fspath(path)} to the observation space {observation_space}: {error}. "
+            f"The file's keys (shape per step, dtype): {listing() or 'none'}. Pass obs_keys=[...] for a Box space or "
+            "obs_keys={env key: [file keys]} for a Dict space."
+        ) from error
+    return _normalized(keys)
+
+
+def _to_layout(obs: np.ndarray, space: spaces.Space) -> np.ndarray:
+    """Images stored ``(H, W, C)`` transposed to a channel-first space's ``(C, H, W)``."""
+    shape = tuple(space.shape)  # type: ignore[arg-type]
+    if len(shape) == 3 and tuple(obs.shape[1:]) != shape:
+        return np.ascontiguousarray(np.moveaxis(obs, -1, 1))
+    return obs
+
+
+def read_episodes_for_env(
+    path: PathType,
+    observation_space: spaces.Space,
+    n_demos: Optional[int] = None,
+    split: Optional[str] = None,
+    obs_keys: Optional[ObsKeys] = None,
+) -> list[Episode]:
+    """
+    Read a robomimic HDF5 file as observations of an env (:func:`match_obs_keys` picks the keys): a state Box
+    gets the low-dim keys concatenated, an image Box the image key in the space's layout, a Dict one array per entry.
+
+    :param path: the file
+    :param observation_space: the env's observation space
+    :param n_demos: read only the first ``n_demos`` demos
+    :param split: name of a ``mask`` split to read from
+    :param obs_keys: the keys, when they cannot be picked: a list (Box) or ``{env key: [file keys]}`` (Dict)
+    :return: the episodes, whose observations fit ``observation_space``
+    """
+    keys = match_obs_keys(path, observation_space, obs_keys, split)
+    episodes = read_robomimic_episodes(path, keys, n_demos=n_demos, split=split, channel_first=False)
+    for episode in episodes:
+        if isinstance(episode.obs, dict):
+            episode.obs = {key: _to_layout(value, observation_space[key]) for key, value in episode.obs.items()}
+        else:
+            episode.obs = _to_layout(episode.obs, observation_space)
+    return episodes
