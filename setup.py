@@ -1,6 +1,7 @@
 import os
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 with open(os.path.join("sb3_ibrl", "version.txt")) as file_handler:
     __version__ = file_handler.read().strip()
@@ -19,13 +20,42 @@ extras = {
     # Pixel observations also need an offscreen OpenGL library: `apt-get install libegl1 libegl-mesa0` or `libosmesa6`.
     "robosuite": ["robosuite==1.5.2"],
     "metaworld": ["metaworld==3.1.1"],
+    # `python -m rl_zoo3.train --algo ibrl` (sb3_ibrl.zoo). rl-zoo3's optimization report needs pandas (< 3: numpy 1.x
+    # stays), its `enjoy` needs requests, and rendering to the screen goes through gymnasium's pygame window.
+    "zoo": ["rl_zoo3>=2.9.2,<3.0", "optuna>=3.0", "requests", "pandas>=2.2,<3", "pygame>=2.1"],
 }
 extras["all"] = sorted({req for reqs in extras.values() for req in reqs})
 
+# rl-zoo3 start-up hook: a .pth file in site-packages whose line Python runs at start-up; it only installs an import
+# hook (sb3_ibrl_zoo_hook.py) that registers IBRL with rl-zoo3 once rl-zoo3 is imported.
+ZOO_HOOK_PTH = "sb3_ibrl_zoo.pth"
+ZOO_HOOK_LINE = "import os; os.environ.get('SB3_IBRL_NO_ZOO_HOOK') or __import__('sb3_ibrl_zoo_hook').install()\n"
+
+
+class BuildPyWithZooHook(build_py):
+    """build_py that also writes the rl-zoo3 start-up hook at the root of the installed tree (site-packages)."""
+
+    def run(self) -> None:
+        super().run()
+        # Wheels: the root of build_lib is site-packages. Editable installs (PEP 660) discard build_lib and
+        # assemble the wheel from install_lib.
+        root = self.get_finalized_command("install").install_lib if getattr(self, "editable_mode", False) else self.build_lib
+        os.makedirs(root, exist_ok=True)
+        with open(os.path.join(root, ZOO_HOOK_PTH), "w") as file_handler:
+            file_handler.write(ZOO_HOOK_LINE)
+
+    def get_outputs(self, include_bytecode: bool = True) -> list:
+        return [*super().get_outputs(include_bytecode), os.path.join(self.build_lib, ZOO_HOOK_PTH)]
+
+
 setup(
     name="sb3_ibrl",
-    packages=[package for package in find_packages() if package.startswith("sb3_ibrl")],
-    package_data={"sb3_ibrl": ["py.typed", "version.txt"]},
+    packages=[package for package in find_packages() if package.startswith("sb3_ibrl")] + ["sb3_ibrl.zoo.hyperparams"],
+    # The rl-zoo3 config hyperparams/ibrl.yml is installed as sb3_ibrl/zoo/hyperparams/ibrl.yml
+    package_dir={"sb3_ibrl.zoo.hyperparams": "hyperparams"},
+    package_data={"sb3_ibrl": ["py.typed", "version.txt"], "sb3_ibrl.zoo.hyperparams": ["ibrl.yml"]},
+    py_modules=["sb3_ibrl_zoo_hook"],
+    cmdclass={"build_py": BuildPyWithZooHook},
     install_requires=[
         # The range tested in CI; NStepReplayBuffer (n-step returns) needs SB3 >= 2.9
         "stable_baselines3>=2.9.2,<3.0",
