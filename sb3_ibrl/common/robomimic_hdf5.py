@@ -349,8 +349,10 @@ def write_robomimic_hdf5(
             if states is not None:
                 group.create_dataset("states", data=states)
             for key, value in obs.items():
-                group.create_dataset(f"obs/{key}", data=value[:-1])
-                group.create_dataset(f"next_obs/{key}", data=value[1:])
+                # images are gzip-compressed (several times smaller; any HDF5 reader decodes it)
+                options = dict(compression="gzip", compression_opts=4) if _is_image(value) else {}
+                group.create_dataset(f"obs/{key}", data=value[:-1], **options)
+                group.create_dataset(f"next_obs/{key}", data=value[1:], **options)
             total += len(actions)
         data.attrs["total"] = total
         data.attrs["env_args"] = json.dumps(env_args)
