@@ -17,7 +17,7 @@ if ! "$PYTHON" -c "import torch" 2>/dev/null; then
     "$PYTHON" -m pip install -q torch==2.13.0
 fi
 # 3. the package with its test tools, the simulators (robosuite, Meta-World) and rl-zoo3
-"$PYTHON" -m pip install -q -e ".[tests,robosuite,metaworld,zoo]"
+"$PYTHON" -m pip install -q -e ".[tests,robosuite,metaworld,zoo,plot]"
 # 4. imitation without its pins (they would downgrade stable-baselines3 and gymnasium)
 "$PYTHON" -m pip install -q --no-deps imitation==1.0.1 tqdm
 "$PYTHON" -c "import sb3_ibrl, imitation.algorithms.bc, stable_baselines3, gymnasium; print('sb3-ibrl', sb3_ibrl.__version__, '| SB3', stable_baselines3.__version__, '| gymnasium', gymnasium.__version__)"
