@@ -24,7 +24,7 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_ibrl.common.demos import Episode, Obs, obs_index
+from sb3_ibrl.common.demos import Episode, Obs, obs_index, stack_obs
 
 # Refuse buffers whose arrays would take more than this fraction of the memory available now
 MEMORY_FRACTION = 0.9
@@ -93,12 +93,6 @@ def _write(store: Obs, index: Any, value: Obs) -> None:
             store[key][index] = value[key]  # type: ignore[index]
     else:
         store[index] = value
-
-
-def _stack(items: Sequence[Obs]) -> Obs:
-    if isinstance(items[0], dict):
-        return {key: np.stack([item[key] for item in items]) for key in items[0]}  # type: ignore[index]
-    return np.stack(items)  # type: ignore[arg-type]
 
 
 def _copy(obs: Obs) -> Obs:
@@ -190,8 +184,7 @@ class NStepBuffer(ReplayBuffer):
         :return: the observations, batched along the first axis
         """
         newest = (self.pos - 1) % self.buffer_size
-        following = obs_index(self.observations, ((rows + 1) % self.buffer_size, env_indices))
-        following = _copy(following)
+        following = obs_index(self.observations, ((rows + 1) % self.buffer_size, env_indices))  # a copy (fancy indexing)
         for i in np.flatnonzero(self.dones[rows, env_indices] | (rows == newest)):
             row, env_idx = int(rows[i]), int(env_indices[i])
             if self.dones[row, env_idx]:
@@ -244,7 +237,7 @@ class NStepBuffer(ReplayBuffer):
         episodes, start = [], 0
         for end in ends:
             rows = np.arange(start, end + 1)
-            obs = _stack([*(obs_index(self.observations, (row, 0)) for row in rows), self.final_observations[(end, 0)]])
+            obs = stack_obs([*(obs_index(self.observations, (row, 0)) for row in rows), self.final_observations[(end, 0)]])
             terminal = not bool(self.timeouts[end, 0])
             episodes.append(Episode(obs, self.actions[rows, 0], self.rewards[rows, 0], terminal))
             start = end + 1
@@ -340,8 +333,8 @@ class IBRLReplayBuffer(NStepBuffer):
         for t in range(n_steps):
             last = t == n_steps - 1
             store.add(
-                _stack([obs_index(episode.obs, t)]),
-                _stack([obs_index(episode.obs, t + 1)]),
+                stack_obs([obs_index(episode.obs, t)]),
+                stack_obs([obs_index(episode.obs, t + 1)]),
                 episode.acts[t][None],
                 episode.rews[t : t + 1],
                 np.array([last]),
@@ -367,7 +360,7 @@ class IBRLReplayBuffer(NStepBuffer):
             if infos[env_idx].get("is_success") and length <= self.buffer_size:
                 rows = np.arange(row - length + 1, row + 1) % self.buffer_size
                 frames = [obs_index(self.observations, (r, env_idx)) for r in rows]
-                obs_seq = _stack([*frames, self.final_observations[(row, int(env_idx))]])
+                obs_seq = stack_obs([*frames, self.final_observations[(row, int(env_idx))]])
                 terminal = not infos[env_idx].get("TimeLimit.truncated", False)
                 episode = Episode(obs_seq, self.actions[rows, env_idx], self.rewards[rows, env_idx], terminal)
                 self._add_episode(self.successes, episode)

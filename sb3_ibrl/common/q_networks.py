@@ -137,11 +137,9 @@ def _candidate_rows(encoded: Encoded, actions: th.Tensor) -> tuple[th.Tensor, Op
     n_candidates = 1 if actions.ndim == 2 else actions.shape[0]
 
     def repeat(x: Optional[th.Tensor]) -> Optional[th.Tensor]:
-        return None if x is None or n_candidates == 1 else x.repeat(n_candidates, *([1] * (x.ndim - 1)))
+        return x if x is None or n_candidates == 1 else x.repeat(n_candidates, *([1] * (x.ndim - 1)))
 
-    features = encoded.features if n_candidates == 1 else repeat(encoded.features)
-    proprio = encoded.proprio if n_candidates == 1 else repeat(encoded.proprio)
-    return features, proprio, actions.reshape(-1, actions.shape[-1]), lead  # type: ignore[return-value]
+    return repeat(encoded.features), repeat(encoded.proprio), actions.reshape(-1, actions.shape[-1]), lead  # type: ignore[return-value]
 
 
 class MLPQHead(nn.Module):
