@@ -1,5 +1,6 @@
 import os
 
+from sb3_ibrl.baselines import RLPD, SQIL, PtFt
 from sb3_ibrl.ibrl import IBRL
 
 # Registers the built-in gymnasium environments (e.g. "PointGoal-v0")
@@ -10,4 +11,4 @@ version_file = os.path.join(os.path.dirname(__file__), "version.txt")
 with open(version_file) as file_handler:
     __version__ = file_handler.read().strip()
 
-__all__ = ["IBRL", "__version__"]
+__all__ = ["IBRL", "RLPD", "SQIL", "PtFt", "__version__"]

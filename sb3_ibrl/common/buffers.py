@@ -172,6 +172,20 @@ class NStepBuffer(ReplayBuffer):
         self.pos = (self.pos + 1) % self.buffer_size
         self.full = self.full or self.pos == 0
 
+    def truncate_open_episodes(self) -> None:
+        """
+        End every env's open episode at the newest row as a time-limit truncation (bootstrapped, not terminal).
+
+        For collection that restarts in freshly reset envs (resuming from a checkpoint): n-step returns must not
+        run from the interrupted episode into the next one.
+        """
+        if self.size() == 0 or self.newest_next_observations is None:
+            return
+        row = (self.pos - 1) % self.buffer_size
+        for env_idx in np.flatnonzero(~self.dones[row]):
+            self.dones[row, env_idx] = self.timeouts[row, env_idx] = True
+            self.final_observations[(row, int(env_idx))] = _copy(obs_index(self.newest_next_observations, env_idx))
+
     def reset(self) -> None:
         super().reset()
         self.final_observations.clear()
@@ -261,6 +275,8 @@ class IBRLReplayBuffer(NStepBuffer):
     :param demo_fraction: fraction of each batch drawn from demonstrations + successful online episodes;
         0 samples uniformly from everything
     :param success_buffer_size: capacity of the store of successful online episodes (used when ``demo_fraction > 0``)
+    :param oversample_successes: with ``demo_fraction > 0``, grow the oversampled set with successful online
+        episodes (IBRL, RLPD+); ``False`` oversamples the demonstrations alone (vanilla RLPD, SQIL)
     """
 
     demos: Optional[NStepBuffer]
@@ -279,6 +295,7 @@ class IBRLReplayBuffer(NStepBuffer):
         gamma: float = 0.99,
         demo_fraction: float = 0.0,
         success_buffer_size: int = 100_000,
+        oversample_successes: bool = True,
     ):
         if not 0.0 <= demo_fraction < 1.0:
             raise ValueError(f"demo_fraction must be in [0, 1), got {demo_fraction}")
@@ -295,7 +312,9 @@ class IBRLReplayBuffer(NStepBuffer):
         )
         self.demo_fraction = demo_fraction
         self.demos = None
-        self.successes = self._make_store(min(success_buffer_size, buffer_size)) if demo_fraction > 0 else None
+        self.oversample_successes = oversample_successes
+        keep_successes = demo_fraction > 0 and oversample_successes
+        self.successes = self._make_store(min(success_buffer_size, buffer_size)) if keep_successes else None
         self._episode_lengths = np.zeros(self.n_envs, dtype=np.int64)
 
     def _make_store(self, size: int) -> NStepBuffer:
@@ -365,6 +384,10 @@ class IBRLReplayBuffer(NStepBuffer):
                 episode = Episode(obs_seq, self.actions[rows, env_idx], self.rewards[rows, env_idx], terminal)
                 self._add_episode(self.successes, episode)
             self._episode_lengths[env_idx] = 0
+
+    def truncate_open_episodes(self) -> None:
+        super().truncate_open_episodes()
+        self._episode_lengths[:] = 0  # an interrupted episode is not added to the successes
 
     def sample(self, batch_size: int, env: Optional[VecNormalize] = None) -> ReplayBufferSamples:
         n_online = self.size() * self.n_envs

@@ -13,13 +13,14 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.td3.td3 import TD3
 
 from sb3_ibrl.common.buffers import IBRLReplayBuffer
 from sb3_ibrl.common.demos import DemoSource, check_episodes, to_episodes
 from sb3_ibrl.common.il import ILPolicySource, as_il_policy
 from sb3_ibrl.common.networks import ema_update
+from sb3_ibrl.common.q_networks import Encoded
 from sb3_ibrl.ibrl.losses import actor_loss, critic_loss, td_target
 from sb3_ibrl.ibrl.policies import (
     CnnPolicy,
@@ -339,7 +340,7 @@ class IBRL(TD3):
                 if not self.policy.augment_actor and observations is not data.observations:
                     with th.no_grad():
                         encoded = self.policy.encode(data.observations)
-                loss = actor_loss(self.actor, self.critic, encoded, self.actor_q_reduction)
+                loss = self._actor_objective(encoded, data)
                 self.actor.optimizer.zero_grad()
                 loss.backward()
                 self.actor.optimizer.step()
@@ -356,6 +357,10 @@ class IBRL(TD3):
             self.logger.record("train/bootstrap_il_fraction", np.mean(bootstrap_il))
         if self._il_choices:
             self.logger.record("rollout/il_action_fraction", self.il_action_fraction)
+
+    def _actor_objective(self, encoded: Encoded, data: ReplayBufferSamples) -> th.Tensor:
+        """The actor loss of one update (Alg. 1 line 19); baselines that regularize the actor override it."""
+        return actor_loss(self.actor, self.critic, encoded, self.actor_q_reduction)
 
     def learn(
         self: SelfIBRL,

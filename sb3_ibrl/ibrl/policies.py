@@ -60,9 +60,15 @@ class IBRLActor(BasePolicy):
                 encoder.flat_dim, encoder.proprio_dim, action_dim, net_arch, trunk_dim, dropout, layer_norm
             )
 
-    def act(self, encoded: Encoded) -> th.Tensor:
-        """Actions in ``[-1, 1]`` ``(batch, action_dim)`` from encoded observations (gradients stop at the features)."""
-        encoded = encoded.detach()
+    def act(self, encoded: Encoded, detach: bool = True) -> th.Tensor:
+        """
+        Actions in ``[-1, 1]`` ``(batch, action_dim)`` from encoded observations.
+
+        :param encoded: encoded observations
+        :param detach: stop the gradients at the features (always, in IBRL; BC pretraining of Pt-Ft trains through)
+        """
+        if detach:
+            encoded = encoded.detach()
         return self.mu(encoded.features) if self.encoder.kind == "flatten" else self.mu(encoded)
 
     def forward(self, obs: PyTorchObs) -> th.Tensor:

@@ -1,0 +1,81 @@
+"""
+Command line of the benchmark runner.
+
+    python -m sb3_ibrl.benchmark run --tasks CoffeePush-state-v0 Lift-state-v0 --methods ibrl rlpd+ bc \\
+        --seeds 0 1 2 --profile cpu --steps 20000 --out runs/bench --workers 2
+    python -m sb3_ibrl.benchmark report --out runs/bench        # plots and Markdown tables from results.csv
+
+Interrupt ``run`` at any time and start the same command again: finished runs are skipped and the others resume
+from their last evaluation.
+"""
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from sb3_ibrl.benchmark.methods import METHODS, parse_overrides
+from sb3_ibrl.benchmark.tasks import PROFILES, get_task, known_task_ids
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sb3_ibrl.benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run methods x tasks x seeds (resumable)")
+    run.add_argument("--tasks", nargs="+", default=["PointGoal-v0"], help=f"env ids, among: {' '.join(known_task_ids())}")
+    methods_help = "; ".join(f"{name}: {spec.description}" for name, spec in METHODS.items())
+    run.add_argument("--methods", nargs="+", default=["ibrl", "rlpd+", "bc"], help=methods_help)
+    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    run.add_argument("--profile", choices=PROFILES, default="paper", help="settings profile (see sb3_ibrl.benchmark.tasks)")
+    run.add_argument("--steps", type=int, default=None, help="env steps per run (default: the task's paper budget)")
+    run.add_argument("--eval-every", type=int, default=None, help="evaluate every this many env steps (default: budget / 20)")
+    run.add_argument("--eval-episodes", type=int, default=20)
+    run.add_argument("--rl-only-eval", action="store_true", help="also evaluate IBRL's RL actor alone (paper Fig. 11)")
+    run.add_argument(
+        "--set", nargs="*", default=[], metavar="METHOD:KEY=VALUE", help="method options, e.g. ptft:bc_weight=0.1"
+    )
+    run.add_argument("--no-checkpoint", action="store_true", help="do not checkpoint (runs then restart from scratch)")
+    run.add_argument("--workers", type=int, default=1, help="runs in parallel processes")
+    run.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    run.add_argument("--out", default="benchmark_runs", help="output folder")
+    report = commands.add_parser("report", help="plots and tables from OUT/results.csv")
+    report.add_argument("--out", default="benchmark_runs", help="the folder of a run")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from sb3_ibrl.benchmark.runner import RunConfig, run_all
+
+            tasks = [get_task(env_id, args.profile) for env_id in args.tasks]
+            config = RunConfig(
+                out_dir=args.out,
+                steps=args.steps,
+                eval_every=args.eval_every,
+                eval_episodes=args.eval_episodes,
+                rl_only_eval=args.rl_only_eval,
+                overrides=parse_overrides(args.set),
+                checkpoint=not args.no_checkpoint,
+                torch_threads=args.threads,
+            )
+            failures = run_all(tasks, args.methods, args.seeds, config, workers=args.workers)
+            for failure in failures:
+                print(f"FAILED: {failure}", file=sys.stderr)
+            print(f"results: {os.path.join(args.out, 'results.csv')}")
+            return 1 if failures else 0
+        from sb3_ibrl.benchmark.report import write_report
+
+        for path in write_report(args.out):
+            print(path)
+        return 0
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

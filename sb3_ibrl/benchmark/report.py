@@ -1,0 +1,182 @@
+"""
+Plots and tables from a benchmark's ``results.csv``: success rate vs env steps (mean and spread over seeds, paper
+Fig. 3 and 5), the IL-action fraction over training (Fig. 12), and Markdown tables of the final success rates and of
+the mean episode lengths (Table 1).
+"""
+
+import json
+import math
+import os
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from sb3_ibrl.benchmark.methods import METHODS
+from sb3_ibrl.benchmark.runner import _read_curve
+
+Curves = dict[str, dict[str, dict[int, list[tuple[int, dict[str, float]]]]]]  # task -> method -> seed -> rows
+
+
+def load_curves(results_csv: str) -> Curves:
+    """Read ``results.csv`` into ``{task: {method: {seed: [(env_steps, row), ...]}}}``, rows sorted by env steps."""
+    if not os.path.exists(results_csv):
+        raise FileNotFoundError(f"No results file at {results_csv}: run `python -m sb3_ibrl.benchmark run --out ...` first")
+    curves: Curves = defaultdict(lambda: defaultdict(dict))
+    for row in _read_curve(results_csv):
+        values = {key: float(row[key]) for key in ("success_rate", "mean_episode_length", "il_fraction", "rl_only_success")}
+        curves[row["task"]][row["method"]].setdefault(int(row["seed"]), []).append((int(row["env_steps"]), values))
+    for methods in curves.values():
+        for seeds in methods.values():
+            for rows in seeds.values():
+                rows.sort(key=lambda item: item[0])
+    return curves
+
+
+def aligned(seeds: dict[int, list[tuple[int, dict[str, float]]]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """
+    The values of ``key`` at the env steps every seed has reached.
+
+    :return: env steps ``(n_points,)`` and values ``(n_seeds, n_points)``
+    """
+    common = sorted(set.intersection(*(set(step for step, _ in rows) for rows in seeds.values())))
+    values = [[dict(rows)[step][key] for step in common] for rows in seeds.values()]
+    return np.array(common), np.array(values)
+
+
+def final_stats(
+    seeds: dict[int, list[tuple[int, dict[str, float]]]], key: str = "success_rate"
+) -> tuple[float, float, int, int]:
+    """Mean and std over seeds of ``key`` at the last common evaluation; the number of seeds; that env step."""
+    steps, values = aligned(seeds, key)
+    if len(steps) == 0:
+        return math.nan, math.nan, len(seeds), 0
+    return float(values[:, -1].mean()), float(values[:, -1].std()), len(seeds), int(steps[-1])
+
+
+def plot_curves(curves: Curves, path: str, key: str = "success_rate", ylabel: str = "success rate") -> str:
+    """One panel per task: ``key`` vs env steps, mean over seeds with a min-max band; BC as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted(curves)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for method, seeds in sorted(curves[task].items()):
+            steps, values = aligned(seeds, key)
+            if len(steps) == 0 or np.all(np.isnan(values)):
+                continue
+            if method == "bc":
+                if key == "success_rate":
+                    ax.axhline(values.mean(), color="gray", linestyle="--", label=f"BC ({len(seeds)} seeds)")
+                continue
+            mean = values.mean(axis=0)
+            line = ax.plot(steps, mean, marker="o", markersize=3, label=f"{method} ({len(seeds)} seeds)")[0]
+            ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.15)
+        ax.set(title=task, xlabel="env steps", ylabel=ylabel, ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _asset_info(out_dir: str, task: str) -> list[dict[str, Any]]:
+    folder = os.path.join(out_dir, "assets", task)
+    infos = []
+    if os.path.isdir(folder):
+        for seed_dir in sorted(os.listdir(folder)):
+            path = os.path.join(folder, seed_dir, "bc.json")
+            if os.path.exists(path):
+                with open(path) as file:
+                    infos.append(json.load(file))
+    return infos
+
+
+def _k(step: int) -> str:
+    return f"{step / 1000:g}K"
+
+
+def success_table(curves: Curves) -> str:
+    """Markdown: final success rate (mean ± std over seeds) per task and method, with IBRL / RLPD+."""
+    methods = [name for name in METHODS if any(name in curves[task] for task in curves)]
+    lines = ["| task | " + " | ".join(methods) + " | IBRL / RLPD+ |", "|---" * (len(methods) + 2) + "|"]
+    for task in sorted(curves):
+        cells, finals = [], {}
+        for method in methods:
+            if method not in curves[task]:
+                cells.append("")
+                continue
+            mean, std, n_seeds, step = final_stats(curves[task][method])
+            finals[method] = mean
+            cells.append(
+                f"{mean:.2f} ± {std:.2f} (n={n_seeds}, {_k(step)})" if method != "bc" else f"{mean:.2f} ± {std:.2f}"
+            )
+        ratio = ""
+        if "ibrl" in finals and "rlpd+" in finals:
+            ratio = f"{finals['ibrl'] / finals['rlpd+']:.1f}x" if finals["rlpd+"] > 0 else ("∞" if finals["ibrl"] > 0 else "-")
+        lines.append(f"| {task} | " + " | ".join(cells) + f" | {ratio} |")
+    return "\n".join(lines)
+
+
+def curve_table(curves: Curves) -> str:
+    """Markdown: the mean success curve of every task and method (every evaluation)."""
+    lines = ["| task | method | seeds | env steps: mean success over seeds |", "|---|---|---|---|"]
+    for task in sorted(curves):
+        for method, seeds in curves[task].items():
+            if method == "bc":
+                continue
+            steps, values = aligned(seeds, "success_rate")
+            points = " ".join(f"{_k(step)}:{value:.2f}" for step, value in zip(steps, values.mean(axis=0)))
+            lines.append(f"| {task} | {method} | {len(seeds)} | {points} |")
+    return "\n".join(lines)
+
+
+def length_table(curves: Curves, out_dir: str) -> str:
+    """Markdown: mean episode length of the demos, BC, and each method's final evaluation (paper Table 1)."""
+    methods = [name for name in METHODS if name != "bc" and any(name in curves[task] for task in curves)]
+    lines = ["| task | demos | BC | " + " | ".join(methods) + " |", "|---" * (len(methods) + 3) + "|"]
+    for task in sorted(curves):
+        infos = _asset_info(out_dir, task)
+        demo = f"{np.mean([info['demo_length'] for info in infos]):.1f}" if infos else ""
+        bc = f"{np.mean([info['bc_length'] for info in infos]):.1f}" if infos else ""
+        cells = []
+        for method in methods:
+            cells.append(
+                f"{final_stats(curves[task][method], 'mean_episode_length')[0]:.1f}" if method in curves[task] else ""
+            )
+        lines.append(f"| {task} | {demo} | {bc} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(out_dir: str) -> list[str]:
+    """
+    Write ``success.png``, ``il_fraction.png`` (when matplotlib is installed) and ``summary.md`` next to ``results.csv``.
+
+    :return: the files written
+    """
+    curves = load_curves(os.path.join(out_dir, "results.csv"))
+    written = []
+    summary = os.path.join(out_dir, "summary.md")
+    with open(summary, "w") as file:
+        file.write("## Final success rate (mean ± std over seeds, at the last evaluation all seeds reached)\n\n")
+        file.write(success_table(curves) + "\n\n## Success curves\n\n" + curve_table(curves) + "\n\n")
+        file.write("## Mean episode length at the last evaluation (failures count as the time limit)\n\n")
+        file.write(length_table(curves, out_dir) + "\n")
+    written.append(summary)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print('matplotlib is not installed: wrote the tables only (for the plots: pip install "sb3-ibrl[plot]")')
+        return written
+    written.append(plot_curves(curves, os.path.join(out_dir, "success.png")))
+    il_curves: Curves = {
+        task: {m: s for m, s in methods.items() if METHODS.get(m) is not None and METHODS[m].uses_il}  # type: ignore[misc]
+        for task, methods in curves.items()
+    }
+    if any(il_curves.values()):
+        written.append(plot_curves(il_curves, os.path.join(out_dir, "il_fraction.png"), "il_fraction", "IL-action fraction"))
+    return written
