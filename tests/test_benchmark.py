@@ -1,0 +1,195 @@
+"""The benchmark runner: methods x tasks x seeds to CSV, resuming, the report, and the method registry."""
+
+import csv
+import math
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from torch import nn
+
+from sb3_ibrl import IBRL, RLPD, SQIL, PtFt
+from sb3_ibrl.benchmark import METHODS, RunConfig, get_task, make_model, run_all, run_one
+from sb3_ibrl.benchmark.__main__ import main as benchmark_main
+from sb3_ibrl.benchmark.methods import parse_overrides
+from sb3_ibrl.benchmark.report import load_curves, success_table, write_report
+from sb3_ibrl.benchmark.runner import CURVE_FIELDS
+from sb3_ibrl.common.buffers import NStepBuffer
+
+FAST = {"ibrl": {"learning_starts": 50}, "rlpd+": {"learning_starts": 50}, "ptft": {"pretrain_steps": 20}}
+
+
+def read_rows(path: str) -> list[dict]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.fixture(scope="module")
+def point_goal():
+    task = get_task("PointGoal-v0")
+    task.bc_settings = dict(task.bc_settings, n_batches=200)
+    return task
+
+
+def test_run_all_writes_curves_for_methods_and_seeds(tmp_path, point_goal):
+    config = RunConfig(str(tmp_path), steps=200, eval_every=100, eval_episodes=2, overrides=FAST)
+    failures = run_all([point_goal], ["ibrl", "rlpd+", "bc"], [0, 1], config)
+    assert failures == []
+    rows = read_rows(tmp_path / "results.csv")
+    assert list(rows[0]) == CURVE_FIELDS
+    assert {(r["method"], r["seed"]) for r in rows} == {(m, s) for m in ("ibrl", "rlpd+", "bc") for s in ("0", "1")}
+    for method in ("ibrl", "rlpd+"):
+        run = [r for r in rows if r["method"] == method and r["seed"] == "0"]
+        assert [int(r["env_steps"]) for r in run] == [100, 200]
+        assert all(0.0 <= float(r["success_rate"]) <= 1.0 for r in run)
+        assert all(float(r["mean_episode_length"]) <= 100 for r in run)
+    il = [float(r["il_fraction"]) for r in rows if r["method"] == "ibrl"]
+    assert all(0.0 <= value <= 1.0 for value in il)
+    assert all(math.isnan(float(r["il_fraction"])) for r in rows if r["method"] == "rlpd+")
+    # BC: evaluated once per seed, the value of its assets file, the same at 0 and at the budget
+    bc = [r for r in rows if r["method"] == "bc" and r["seed"] == "0"]
+    assert [int(r["env_steps"]) for r in bc] == [0, 200] and bc[0]["success_rate"] == bc[1]["success_rate"]
+    assert os.path.exists(tmp_path / "assets" / "PointGoal-v0" / "seed1" / "demos.npz")
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, point_goal):
+    config = RunConfig(str(tmp_path), steps=100, eval_every=100, eval_episodes=2, overrides=FAST)
+    first = run_one(point_goal, "ibrl", 0, config, log=lambda message: None)
+    folder = tmp_path / "runs" / "PointGoal-v0" / "ibrl" / "seed0"
+    assert (folder / "model.zip").exists() and (folder / "buffer.pkl").exists()
+    logs = []
+    config.steps = 200
+    rows = run_one(point_goal, "ibrl", 0, config, log=logs.append)
+    assert any("resumed at 100 env steps" in line for line in logs)
+    assert [int(r["env_steps"]) for r in rows] == [100, 200]
+    assert rows[0]["success_rate"] == str(first[0]["success_rate"])  # the first part is kept, not rerun
+    assert float(rows[1]["wall_seconds"]) >= float(rows[0]["wall_seconds"])
+    logs.clear()
+    run_one(point_goal, "ibrl", 0, config, log=logs.append)
+    assert any("complete, skipped" in line for line in logs)
+
+
+def test_truncate_open_episodes_stops_n_step_returns():
+    buffer = NStepBuffer(10, gym.spaces.Box(-9, 9, (1,)), gym.spaces.Box(-1, 1, (1,)), "cpu", n_steps=3, gamma=0.5)
+    for t in range(3):
+        buffer.add(np.full((1, 1), t), np.full((1, 1), t + 1), np.zeros((1, 1)), np.ones(1), np.array([False]), [{}])
+    buffer.truncate_open_episodes()  # the run stops here; a fresh episode starts at obs 7
+    buffer.add(np.full((1, 1), 7), np.full((1, 1), 8), np.zeros((1, 1)), np.ones(1), np.array([False]), [{}])
+    samples = buffer._get_samples(np.array([1]))
+    # from row 1: rewards of rows 1 and 2 only (1 + 0.5), bootstrapped (not terminal) from obs 3, discount 0.25
+    assert samples.rewards.item() == pytest.approx(1.5)
+    assert samples.next_observations.item() == 3.0 and samples.dones.item() == 0.0
+    assert samples.discounts.item() == pytest.approx(0.25)
+
+
+def test_report_tables_and_plots(tmp_path):
+    rows = []
+    for method, finals in (("ibrl", [1.0, 0.5]), ("rlpd+", [0.25, 0.25]), ("bc", [0.1, 0.3])):
+        for seed, final in enumerate(finals):
+            for step, value in ((1000, final / 2), (2000, final)):
+                rows.append(
+                    dict(
+                        task="T-v0",
+                        method=method,
+                        seed=seed,
+                        env_steps=step,
+                        success_rate=value,
+                        mean_episode_length=50,
+                        il_fraction=0.2 if method == "ibrl" else "nan",
+                        rl_only_success="nan",
+                        wall_seconds=1,
+                    )
+                )
+    os.makedirs(tmp_path) if not tmp_path.exists() else None
+    with open(tmp_path / "results.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=CURVE_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    table = success_table(load_curves(str(tmp_path / "results.csv")))
+    assert "0.75 ± 0.25 (n=2, 2K)" in table  # IBRL: mean of 1.0 and 0.5
+    assert "0.20 ± 0.10" in table  # BC
+    assert "| 3.0x |" in table  # IBRL / RLPD+
+    written = write_report(str(tmp_path))
+    assert {os.path.basename(path) for path in written} == {"summary.md", "success.png", "il_fraction.png"}
+    assert all(os.path.getsize(path) > 0 for path in written)
+    with pytest.raises(FileNotFoundError, match="No results file"):
+        write_report(str(tmp_path / "nothing"))
+
+
+def test_methods_build_the_right_models_and_ablations():
+    env = gym.make("PointGoal-v0")
+    settings = dict(get_task("PointGoal-v0").rl_settings)
+    demos = None
+    il = lambda obs: obs[:, :2]  # noqa: E731
+    expected = {
+        "ibrl": IBRL,
+        "rlpd+": RLPD,
+        "rlpd": RLPD,
+        "td3+demos": IBRL,
+        "ptft": PtFt,
+        "ptft-sqf": PtFt,
+        "sqil": SQIL,
+        "ibrl-actor-only": IBRL,
+        "ibrl-no-dropout": IBRL,
+    }
+    models = {name: make_model(name, env, settings, demos, il_policy=il) for name in expected}
+    assert {name: type(model) for name, model in models.items()} == expected
+    assert models["ibrl"].il_policy is not None and models["td3+demos"].il_policy is None and models["rlpd+"].il_policy is None
+    assert models["ibrl-actor-only"].bootstrap_proposal is False and models["ibrl"].bootstrap_proposal is True
+    dropouts = {
+        name: [m.p for m in models[name].actor.modules() if isinstance(m, nn.Dropout)]
+        for name in ("ibrl", "ibrl-no-dropout", "rlpd")
+    }
+    assert dropouts["ibrl"] and all(p == 0.5 for p in dropouts["ibrl"])
+    assert all(p == 0.0 for p in dropouts["ibrl-no-dropout"]) and all(p == 0.0 for p in dropouts["rlpd"])
+    assert models["ptft-sqf"].bc_schedule == "soft_q_filter" and models["ptft"].bc_schedule == "fixed"
+    assert models["rlpd"].replay_buffer.successes is None and models["rlpd+"].replay_buffer.successes is not None
+    with pytest.raises(ValueError, match="needs image observations"):
+        make_model("ibrl-drq", env, settings, demos, il_policy=il)
+    with pytest.raises(ValueError, match="Unknown method"):
+        make_model("dqn", env, settings, demos)
+    overridden = make_model("ptft", env, settings, demos, overrides=parse_overrides(["ptft:bc_weight=0.1"])["ptft"])
+    assert overridden.bc_weight == 0.1
+    assert set(METHODS) >= set(expected) | {"bc", "ibrl-drq"}
+
+
+def test_drq_ablation_on_images():
+    from sb3_ibrl.envs.point_goal import PointGoalEnv
+
+    env = gym.wrappers.TimeLimit(PointGoalEnv(obs_mode="pixel"), 100)
+    settings = dict(learning_starts=10, batch_size=8, buffer_size=200)
+    model = make_model("ibrl-drq", env, settings, None, il_policy=lambda obs: th_zeros(len(obs)))
+    assert model.policy.critic.encoder.kind == "drq"
+    assert (
+        make_model("ibrl", env, settings, None, il_policy=lambda obs: th_zeros(len(obs))).policy.critic.encoder.kind == "vit"
+    )
+
+
+def th_zeros(n: int):
+    import torch as th
+
+    return th.zeros(n, 2)
+
+
+def test_bad_input_errors():
+    with pytest.raises(ValueError, match="Unknown benchmark task"):
+        get_task("Lift-v9")
+    with pytest.raises(ValueError, match="Unknown profile"):
+        get_task("Lift-state-v0", "fast")
+    with pytest.raises(ValueError, match="'cpu' profile is for state tasks"):
+        get_task("Lift-pixel-v0", "cpu")
+    with pytest.raises(ValueError, match="expected method:key=value"):
+        parse_overrides(["bc_weight=0.1"])
+    with pytest.raises(ValueError, match="unknown method"):
+        parse_overrides(["nope:x=1"])
+    assert benchmark_main(["run", "--tasks", "Nope-v0", "--out", "/tmp/unused"]) == 2
+
+
+def test_paper_settings_and_counts():
+    lift, square, coffee = get_task("Lift-state-v0"), get_task("Square-state-v0"), get_task("CoffeePush-pixel-v0")
+    assert (lift.n_demos, square.n_demos, coffee.n_demos) == (1, 50, 3)
+    assert lift.rl_settings["gradient_steps"] == 5 and lift.rl_settings["policy_kwargs"]["n_critics"] == 5
+    assert square.rl_settings["policy_kwargs"]["net_arch"] == [1024] * 3 and square.ibrl_demo_fraction == 0.5
+    assert coffee.rl_settings["policy_kwargs"]["encoder"] == "vit" and coffee.rl_settings["gradient_steps"] == 1
+    assert lift.bc_settings["n_batches"] == 100_000 and coffee.budget == 100_000
