@@ -70,10 +70,10 @@ def plot_curves(curves: Curves, path: str, key: str = "success_rate", ylabel: st
                 continue
             if method == "bc":
                 if key == "success_rate":
-                    ax.axhline(values.mean(), color="gray", linestyle="--", label=f"BC ({len(seeds)} seeds)")
+                    ax.axhline(values.mean(), color="gray", linestyle="--", label=f"BC (n={len(seeds)})")
                 continue
             mean = values.mean(axis=0)
-            line = ax.plot(steps, mean, marker="o", markersize=3, label=f"{method} ({len(seeds)} seeds)")[0]
+            line = ax.plot(steps, mean, marker="o", markersize=3, label=f"{method} (n={len(seeds)})")[0]
             ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.15)
         ax.set(title=task, xlabel="env steps", ylabel=ylabel, ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
