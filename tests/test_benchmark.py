@@ -97,7 +97,7 @@ def test_report_tables_and_plots(tmp_path):
                         success_rate=value,
                         mean_episode_length=50,
                         il_fraction=0.2 if method == "ibrl" else "nan",
-                        rl_only_success="nan",
+                        rl_only_success=0.5 if method == "ibrl" else "nan",
                         wall_seconds=1,
                     )
                 )
@@ -113,6 +113,9 @@ def test_report_tables_and_plots(tmp_path):
     written = write_report(str(tmp_path))
     assert {os.path.basename(path) for path in written} == {"summary.md", "success.png", "il_fraction.png"}
     assert all(os.path.getsize(path) > 0 for path in written)
+    with open(tmp_path / "summary.md") as file:
+        summary = file.read()
+    assert "| T-v0 | ibrl | 2 | 0.75 ± 0.25 | 0.50 ± 0.00 |" in summary  # hybrid vs RL actor alone (Fig. 11)
     with pytest.raises(FileNotFoundError, match="No results file"):
         write_report(str(tmp_path / "nothing"))
 

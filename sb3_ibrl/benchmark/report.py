@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from sb3_ibrl.benchmark.methods import METHODS
-from sb3_ibrl.benchmark.runner import _read_curve
+from sb3_ibrl.benchmark.runner import _read_curve, collect_results
 
 Curves = dict[str, dict[str, dict[int, list[tuple[int, dict[str, float]]]]]]  # task -> method -> seed -> rows
 
@@ -112,9 +112,7 @@ def success_table(curves: Curves) -> str:
                 continue
             mean, std, n_seeds, step = final_stats(curves[task][method])
             finals[method] = mean
-            cells.append(
-                f"{mean:.2f} ± {std:.2f} (n={n_seeds}, {_k(step)})" if method != "bc" else f"{mean:.2f} ± {std:.2f}"
-            )
+            cells.append(f"{mean:.2f} ± {std:.2f} (n={n_seeds}, {_k(step)})" if method != "bc" else f"{mean:.2f} ± {std:.2f}")
         ratio = ""
         if "ibrl" in finals and "rlpd+" in finals:
             ratio = f"{finals['ibrl'] / finals['rlpd+']:.1f}x" if finals["rlpd+"] > 0 else ("∞" if finals["ibrl"] > 0 else "-")
@@ -152,12 +150,26 @@ def length_table(curves: Curves, out_dir: str) -> str:
     return "\n".join(lines)
 
 
+def rl_only_table(curves: Curves) -> str:
+    """Markdown: the hybrid policy vs the RL actor alone, for runs evaluated both ways (paper Fig. 11); ``""`` if none."""
+    lines = ["| task | method | seeds | hybrid (RL + IL) | RL actor alone |", "|---|---|---|---|---|"]
+    for task in sorted(curves):
+        for method, seeds in curves[task].items():
+            hybrid, rl_only = final_stats(seeds, "success_rate"), final_stats(seeds, "rl_only_success")
+            if method != "bc" and not math.isnan(rl_only[0]):
+                cells = f"{hybrid[0]:.2f} ± {hybrid[1]:.2f} | {rl_only[0]:.2f} ± {rl_only[1]:.2f}"
+                lines.append(f"| {task} | {method} | {len(seeds)} | {cells} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def write_report(out_dir: str) -> list[str]:
     """
     Write ``success.png``, ``il_fraction.png`` (when matplotlib is installed) and ``summary.md`` next to ``results.csv``.
 
     :return: the files written
     """
+    if os.path.isdir(os.path.join(out_dir, "runs")):
+        collect_results(out_dir)  # include the runs still going
     curves = load_curves(os.path.join(out_dir, "results.csv"))
     written = []
     summary = os.path.join(out_dir, "summary.md")
@@ -166,6 +178,9 @@ def write_report(out_dir: str) -> list[str]:
         file.write(success_table(curves) + "\n\n## Success curves\n\n" + curve_table(curves) + "\n\n")
         file.write("## Mean episode length at the last evaluation (failures count as the time limit)\n\n")
         file.write(length_table(curves, out_dir) + "\n")
+        rl_only = rl_only_table(curves)
+        if rl_only:
+            file.write("\n## The hybrid policy vs the RL actor alone, at the last evaluation\n\n" + rl_only + "\n")
     written.append(summary)
     try:
         import matplotlib  # noqa: F401

@@ -168,7 +168,7 @@ def _read_curve(path: str) -> list[dict[str, Any]]:
 
 
 def _write_curve(path: str, rows: list[dict[str, Any]]) -> None:
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"  # workers may rebuild results.csv at the same time
     with open(tmp, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=CURVE_FIELDS)
         writer.writeheader()
@@ -285,6 +285,7 @@ def _run_job(args: tuple) -> str:
     task, method, seed, config = args
     try:
         run_one(task, method, seed, config)
+        collect_results(config.out_dir)
         return ""
     except Exception as error:  # one failing run does not stop the others; it is reported at the end
         import traceback
