@@ -62,7 +62,7 @@ def plot_curves(curves: Curves, path: str, key: str = "success_rate", ylabel: st
     import matplotlib.pyplot as plt
 
     tasks = sorted(curves)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks) + 1.8, 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for method, seeds in sorted(curves[task].items()):
             steps, values = aligned(seeds, key)
@@ -74,11 +74,16 @@ def plot_curves(curves: Curves, path: str, key: str = "success_rate", ylabel: st
                 continue
             mean = values.mean(axis=0)
             line = ax.plot(steps, mean, marker="o", markersize=3, label=f"{method} (n={len(seeds)})")[0]
-            ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.15)
+            ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.1)
         ax.set(title=task, xlabel="env steps", ylabel=ylabel, ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    handles, labels = {}, {}
+    for ax in axes[0]:  # one legend for all panels, outside them
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label.split(" (")[0], handle)
+            labels.setdefault(label.split(" (")[0], label)
+    fig.legend(list(handles.values()), list(labels.values()), fontsize=7, loc="center right")
+    fig.tight_layout(rect=(0, 0, 1 - 1.7 / fig.get_figwidth(), 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -122,14 +127,18 @@ def success_table(curves: Curves) -> str:
 
 def curve_table(curves: Curves) -> str:
     """Markdown: the mean success curve of every task and method (every evaluation)."""
-    lines = ["| task | method | seeds | env steps: mean success over seeds |", "|---|---|---|---|"]
+    lines = [
+        "| task | method | seeds | env steps: mean success over seeds | area (mean over the curve) |",
+        "|---|---|---|---|---|",
+    ]
     for task in sorted(curves):
         for method, seeds in curves[task].items():
             if method == "bc":
                 continue
             steps, values = aligned(seeds, "success_rate")
             points = " ".join(f"{_k(step)}:{value:.2f}" for step, value in zip(steps, values.mean(axis=0)))
-            lines.append(f"| {task} | {method} | {len(seeds)} | {points} |")
+            area = values.mean() if values.size else math.nan
+            lines.append(f"| {task} | {method} | {len(seeds)} | {points} | {area:.2f} |")
     return "\n".join(lines)
 
 
