@@ -62,8 +62,12 @@ def plot_curves(curves: Curves, path: str, key: str = "success_rate", ylabel: st
     import matplotlib.pyplot as plt
 
     tasks = sorted(curves)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks) + 1.8, 3.6), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    n_cols = min(3, len(tasks))
+    n_rows = math.ceil(len(tasks) / n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols + 1.8, 3.4 * n_rows), squeeze=False)
+    for ax in axes.flat[len(tasks) :]:
+        ax.set_visible(False)
+    for ax, task in zip(axes.flat, tasks):
         for method, seeds in sorted(curves[task].items()):
             steps, values = aligned(seeds, key)
             if len(steps) == 0 or np.all(np.isnan(values)):
@@ -78,7 +82,7 @@ def plot_curves(curves: Curves, path: str, key: str = "success_rate", ylabel: st
         ax.set(title=task, xlabel="env steps", ylabel=ylabel, ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
     handles, labels = {}, {}
-    for ax in axes[0]:  # one legend for all panels, outside them
+    for ax in axes.flat:  # one legend for all panels, outside them
         for handle, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label.split(" (")[0], handle)
             labels.setdefault(label.split(" (")[0], label)
