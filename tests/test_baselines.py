@@ -83,7 +83,7 @@ def test_sqil_model_needs_demos(demos, tmp_path):
 
 def test_bc_regularizer_and_soft_q_filter_values():
     class Actor(nn.Module):
-        def act(self, encoded: Encoded) -> th.Tensor:
+        def act(self, encoded: Encoded, detach: bool = True) -> th.Tensor:
             return encoded.features[:, :2]
 
     encoded = Encoded(th.tensor([[0.0, 0.0], [1.0, 1.0]]), None)

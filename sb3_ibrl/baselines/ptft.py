@@ -25,16 +25,18 @@ from sb3_ibrl.ibrl.policies import EnsembleCritic, IBRLActor
 BC_SCHEDULES = ("fixed", "soft_q_filter")
 
 
-def bc_regularizer(actor: IBRLActor, encoded_demos: Encoded, demo_actions: th.Tensor) -> th.Tensor:
+def bc_regularizer(actor: IBRLActor, encoded_demos: Encoded, demo_actions: th.Tensor, detach: bool = True) -> th.Tensor:
     """
     The BC term of Eq. 3: ``E ||a - pi(s)||^2`` over demonstration pairs (squared norm over action dimensions).
+    Also the loss of the BC pretraining.
 
     :param actor: the actor
     :param encoded_demos: encoded demonstration observations (``batch`` rows)
     :param demo_actions: demonstrated actions in ``[-1, 1]`` ``(batch, action_dim)``
+    :param detach: stop the gradients at the features (``False`` trains the encoder too, when pretraining)
     :return: the scalar loss
     """
-    return ((actor.act(encoded_demos) - demo_actions) ** 2).sum(dim=-1).mean()
+    return ((actor.act(encoded_demos, detach=detach) - demo_actions) ** 2).sum(dim=-1).mean()
 
 
 def soft_q_filter(critic: EnsembleCritic, encoded: Encoded, bc_action: th.Tensor, rl_action: th.Tensor) -> th.Tensor:
@@ -129,7 +131,7 @@ class PtFt(IBRL):
         for _ in range(n_steps):
             data = self._demo_batch(self.batch_size)
             encoded = self.policy.encode(self.policy.augment(data.observations))
-            loss = ((self.actor.act(encoded, detach=False) - data.actions) ** 2).sum(dim=-1).mean()
+            loss = bc_regularizer(self.actor, encoded, data.actions, detach=False)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -41,7 +41,6 @@ class RLPD(IBRL):
                 raise TypeError(f"RLPD has no IL policy: {name!r} is not an option (use IBRL for it)")
         replay_buffer_kwargs = dict(kwargs.pop("replay_buffer_kwargs", None) or {})
         replay_buffer_kwargs.setdefault("oversample_successes", oversample_successes)
-        _init_setup_model = kwargs.pop("_init_setup_model", True)
         super().__init__(
             policy,
             env,
@@ -50,12 +49,8 @@ class RLPD(IBRL):
             demo_fraction=demo_fraction,
             warmup="random",
             replay_buffer_kwargs=replay_buffer_kwargs,
-            _init_setup_model=False,
             **kwargs,
         )
-        self.oversample_successes = oversample_successes
-        if _init_setup_model:
-            self._setup_model()
 
     def _setup_model(self) -> None:
         if self.demo_fraction <= 0:

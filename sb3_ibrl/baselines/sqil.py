@@ -59,7 +59,6 @@ class SQIL(IBRL):
         for name in ("il_policy", "bootstrap_proposal", "warmup", "replay_buffer_class"):
             if name in kwargs:
                 raise TypeError(f"SQIL does not take {name!r}")
-        _init_setup_model = kwargs.pop("_init_setup_model", True)
         super().__init__(
             policy,
             env,
@@ -68,11 +67,8 @@ class SQIL(IBRL):
             demo_fraction=demo_fraction,
             warmup="random",
             replay_buffer_class=SQILReplayBuffer,
-            _init_setup_model=False,
             **kwargs,
         )
-        if _init_setup_model:
-            self._setup_model()
 
     def _setup_model(self) -> None:
         if not 0 < self.demo_fraction < 1:

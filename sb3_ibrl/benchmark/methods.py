@@ -13,6 +13,7 @@ import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_ibrl.baselines import RLPD, SQIL, PtFt
+from sb3_ibrl.common.q_networks import has_image
 from sb3_ibrl.ibrl import IBRL
 
 
@@ -83,11 +84,7 @@ def check_method(method: str, env: gym.Env) -> MethodSpec:
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}: expected one of {sorted(METHODS)}")
     spec = METHODS[method]
-    if (
-        spec.needs_images
-        and not isinstance(env.observation_space, (gym.spaces.Dict,))
-        and len(env.observation_space.shape or ()) != 3
-    ):
+    if spec.needs_images and not has_image(env.observation_space):
         raise ValueError(
             f"Method {method!r} needs image observations; {env.spec.id if env.spec else env} has {env.observation_space}"
         )
@@ -134,6 +131,6 @@ def make_model(
     policy = "MlpPolicy"
     if isinstance(env.observation_space, gym.spaces.Dict):
         policy = "MultiInputPolicy"
-    elif len(env.observation_space.shape or ()) == 3:
+    elif has_image(env.observation_space):
         policy = "CnnPolicy"
     return spec.algo(policy, env, demonstrations=demonstrations, seed=seed, **kwargs)

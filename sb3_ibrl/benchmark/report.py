@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from sb3_ibrl.benchmark.methods import METHODS
-from sb3_ibrl.benchmark.runner import _read_curve, collect_results
+from sb3_ibrl.benchmark.runner import collect_results, read_curve
 
 Curves = dict[str, dict[str, dict[int, list[tuple[int, dict[str, float]]]]]]  # task -> method -> seed -> rows
 
@@ -23,7 +23,7 @@ def load_curves(results_csv: str) -> Curves:
     if not os.path.exists(results_csv):
         raise FileNotFoundError(f"No results file at {results_csv}: run `python -m sb3_ibrl.benchmark run --out ...` first")
     curves: Curves = defaultdict(lambda: defaultdict(dict))
-    for row in _read_curve(results_csv):
+    for row in read_curve(results_csv):
         values = {key: float(row[key]) for key in ("success_rate", "mean_episode_length", "il_fraction", "rl_only_success")}
         curves[row["task"]][row["method"]].setdefault(int(row["seed"]), []).append((int(row["env_steps"]), values))
     for methods in curves.values():

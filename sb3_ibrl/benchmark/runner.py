@@ -160,7 +160,8 @@ def evaluate_model(model: Any, env: gym.Env, n_episodes: int, rl_only: bool = Fa
     return success, length, counts[0] / counts[1] if counts[1] else float("nan")
 
 
-def _read_curve(path: str) -> list[dict[str, Any]]:
+def read_curve(path: str) -> list[dict[str, Any]]:
+    """The rows of a curve CSV (``curve.csv`` or ``results.csv``); none when the file does not exist."""
     if not os.path.exists(path):
         return []
     with open(path, newline="") as file:
@@ -208,7 +209,7 @@ def run_one(task: TaskSpec, method: str, seed: int, config: RunConfig, log: Call
         _write_curve(curve_path, rows)
         return rows
 
-    rows = _read_curve(curve_path)
+    rows = read_curve(curve_path)
     if rows and int(rows[-1]["env_steps"]) >= steps:
         log(f"[{task.env_id} {method} seed {seed}] complete, skipped")
         return rows
@@ -275,7 +276,7 @@ def collect_results(out_dir: str) -> str:
     runs = os.path.join(out_dir, "runs")
     for root, _, files in sorted(os.walk(runs)):
         if "curve.csv" in files:
-            rows += _read_curve(os.path.join(root, "curve.csv"))
+            rows += read_curve(os.path.join(root, "curve.csv"))
     path = os.path.join(out_dir, "results.csv")
     _write_curve(path, rows)
     return path

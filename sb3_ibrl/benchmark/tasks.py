@@ -74,10 +74,6 @@ class TaskSpec:
     bc_settings: dict[str, Any] = field(default_factory=dict)
     ibrl_demo_fraction: float = 0.0
 
-    @property
-    def is_pixel(self) -> bool:
-        return "-pixel" in self.env_id
-
 
 def task_name(env_id: str) -> str:
     """``"Lift-state-v0"`` -> ``"Lift"``."""

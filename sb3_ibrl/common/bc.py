@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from sb3_ibrl.common.augmentation import random_shift
 from sb3_ibrl.common.demos import DemoSource, Episode, Obs, check_episodes, obs_index, to_episodes
+from sb3_ibrl.common.q_networks import has_image
 from sb3_ibrl.common.resnet import ResNet18Extractor
 from sb3_ibrl.common.rollouts import evaluate_policy_success
 
@@ -60,13 +61,6 @@ def to_imitation_trajectories(episodes: Sequence[Episode]) -> list[Any]:
     from imitation.data.types import TrajectoryWithRew
 
     return [TrajectoryWithRew(obs=ep.obs, acts=ep.acts, infos=None, terminal=ep.terminal, rews=ep.rews) for ep in episodes]
-
-
-def has_image(observation_space: spaces.Space) -> bool:
-    """Whether the observation space is an image (uint8, 3-D Box) or a Dict holding one."""
-    if isinstance(observation_space, spaces.Dict):
-        return any(is_image_space(space) for space in observation_space.spaces.values())
-    return is_image_space(observation_space)
 
 
 class DemoBatches:

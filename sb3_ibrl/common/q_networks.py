@@ -33,6 +33,13 @@ class Encoded(NamedTuple):
         return Encoded(self.features.detach(), None if self.proprio is None else self.proprio.detach())
 
 
+def has_image(observation_space: spaces.Space) -> bool:
+    """Whether the observation space is an image (uint8, 3-D Box) or a Dict holding one."""
+    if isinstance(observation_space, spaces.Dict):
+        return any(is_image_space(space) for space in observation_space.spaces.values())
+    return is_image_space(observation_space)
+
+
 def split_image_space(observation_space: spaces.Space) -> tuple[Optional[str], list[str]]:
     """
     Find the image of a Dict observation space and its other (proprio) keys.

@@ -12,7 +12,6 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.td3.td3 import TD3
 
@@ -20,7 +19,7 @@ from sb3_ibrl.common.buffers import IBRLReplayBuffer
 from sb3_ibrl.common.demos import DemoSource, check_episodes, to_episodes
 from sb3_ibrl.common.il import ILPolicySource, as_il_policy
 from sb3_ibrl.common.networks import ema_update
-from sb3_ibrl.common.q_networks import Encoded
+from sb3_ibrl.common.q_networks import Encoded, has_image
 from sb3_ibrl.ibrl.losses import actor_loss, critic_loss, td_target
 from sb3_ibrl.ibrl.policies import (
     CnnPolicy,
@@ -36,13 +35,6 @@ SelfIBRL = TypeVar("SelfIBRL", bound="IBRL")
 # Default replay buffer sizes (transitions)
 VECTOR_BUFFER_SIZE = 1_000_000
 IMAGE_BUFFER_SIZE = 300_000
-
-
-def has_image(observation_space: spaces.Space) -> bool:
-    """Whether the observations are an image, or a Dict holding one."""
-    if isinstance(observation_space, spaces.Dict):
-        return any(is_image_space(space) for space in observation_space.spaces.values())
-    return is_image_space(observation_space)
 
 
 class IBRL(TD3):
