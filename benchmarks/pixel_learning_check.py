@@ -14,11 +14,11 @@ import torch as th
 
 import sb3_ibrl  # noqa: F401  (registers PointGoal-v0)
 from sb3_ibrl import IBRL
-from sb3_ibrl.common.bc import train_bc
 from sb3_ibrl.common.callbacks import SuccessCurveCallback
-from sb3_ibrl.common.rollouts import evaluate_policy_success, record_episodes
+from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
 from sb3_ibrl.envs import PointGoalExpert
 from sb3_ibrl.envs.point_goal_pixels import POINT_GOAL_PIXEL_IBRL_SETTINGS, PixelStateAdapter
+from sb3_ibrl.il.training import train_bc
 
 ENCODERS = {
     "vit": POINT_GOAL_PIXEL_IBRL_SETTINGS["policy_kwargs"],

@@ -29,8 +29,8 @@ try:
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from sb3_ibrl.common.demos import Episode
-from sb3_ibrl.common.rollouts import evaluate_policy_success, record_episodes
+from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
+from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.envs import POINT_GOAL_ID, PointGoalExpert
 
 

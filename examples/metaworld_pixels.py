@@ -24,10 +24,10 @@ import torch as th
 
 import sb3_ibrl  # noqa: F401  (registers the tasks)
 from sb3_ibrl import IBRL
-from sb3_ibrl.common.bc import evaluate_bc_policy, save_bc_policy, train_bc
-from sb3_ibrl.common.robomimic_hdf5 import read_episodes_for_env
-from sb3_ibrl.common.rollouts import evaluate_policy_success
+from sb3_ibrl.common.evaluation import evaluate_policy_success
+from sb3_ibrl.data.obs_keys import read_episodes_for_env
 from sb3_ibrl.envs import METAWORLD_ENV_IDS
+from sb3_ibrl.il.training import evaluate_bc_policy, save_bc_policy, train_bc
 from sb3_ibrl.zoo import DEMO_COUNTS, ensure_demos
 
 PIXEL_IDS = [env_id for env_id, (_, mode) in METAWORLD_ENV_IDS.items() if mode == "pixel"]

@@ -25,11 +25,11 @@ import torch as th
 
 import sb3_ibrl
 from sb3_ibrl import IBRL
-from sb3_ibrl.common.bc import save_bc_policy, train_bc
 from sb3_ibrl.common.callbacks import SuccessCurveCallback
-from sb3_ibrl.common.rollouts import evaluate_policy_success
+from sb3_ibrl.common.evaluation import evaluate_policy_success
 from sb3_ibrl.demos import make_scripted_env, record_demos, save_demos
 from sb3_ibrl.envs import METAWORLD_TASKS
+from sb3_ibrl.il.training import save_bc_policy, train_bc
 
 # See the module docstring: short-run settings, not the paper's
 IBRL_SETTINGS = dict(

@@ -26,9 +26,9 @@ import torch as th
 from gymnasium import spaces
 
 from sb3_ibrl import IBRL
-from sb3_ibrl.common.bc import evaluate_bc_policy, save_bc_policy, train_bc
-from sb3_ibrl.common.demos import save_episodes
-from sb3_ibrl.common.rollouts import evaluate_policy_success, record_episodes
+from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
+from sb3_ibrl.data.demo_files import save_episodes
+from sb3_ibrl.il.training import evaluate_bc_policy, save_bc_policy, train_bc
 
 
 class ReachEnv(gym.Env):

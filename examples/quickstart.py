@@ -14,10 +14,10 @@ import torch as th
 
 import sb3_ibrl
 from sb3_ibrl import IBRL
-from sb3_ibrl.common.bc import train_bc
 from sb3_ibrl.common.callbacks import SuccessCurveCallback
-from sb3_ibrl.common.rollouts import evaluate_policy_success, record_episodes
+from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
 from sb3_ibrl.envs import POINT_GOAL_IBRL_SETTINGS, PointGoalExpert
+from sb3_ibrl.il.training import train_bc
 
 
 def main() -> None:

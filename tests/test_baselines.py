@@ -11,11 +11,11 @@ import sb3_ibrl.ibrl.ibrl as ibrl_module
 from sb3_ibrl import IBRL, RLPD, SQIL, PtFt
 from sb3_ibrl.baselines.ptft import bc_regularizer, soft_q_filter
 from sb3_ibrl.baselines.sqil import SQILReplayBuffer
-from sb3_ibrl.common.buffers import IBRLReplayBuffer
-from sb3_ibrl.common.demos import Episode
-from sb3_ibrl.common.q_networks import Encoded
-from sb3_ibrl.common.rollouts import record_episodes
+from sb3_ibrl.common.evaluation import record_episodes
+from sb3_ibrl.data.episodes import Episode
+from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.envs import PointGoalExpert
+from sb3_ibrl.networks.q_networks import Encoded
 
 SMALL = dict(
     policy_kwargs=dict(net_arch=[32, 32], n_critics=2), learning_starts=50, batch_size=32, gradient_steps=1, policy_delay=1

@@ -15,13 +15,14 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 
-from sb3_ibrl.common.demos import Episode, save_episodes
-from sb3_ibrl.common.resnet import ResNet18Extractor
+from sb3_ibrl.data.demo_files import save_episodes
+from sb3_ibrl.data.episodes import Episode
+from sb3_ibrl.networks.resnet import ResNet18Extractor
 
 pytest.importorskip("imitation.algorithms.bc")
-from sb3_ibrl.bc import main
-from sb3_ibrl.common.bc import DemoBatches, bc_action_error, make_bc_policy, save_bc_policy, train_bc
-from sb3_ibrl.common.il import as_il_policy
+from sb3_ibrl.il.cli import main
+from sb3_ibrl.il.frozen import as_il_policy
+from sb3_ibrl.il.training import DemoBatches, bc_action_error, make_bc_policy, save_bc_policy, train_bc
 
 IMAGE_SPACE_32 = spaces.Box(0, 255, (3, 32, 32), np.uint8)
 ACTION_SPACE = spaces.Box(-1.0, 1.0, (2,), np.float32)
@@ -228,8 +229,8 @@ def test_bc_on_dict_observations_saves_and_loads(tmp_path):
 @pytest.fixture(scope="module")
 def point_goal_hdf5(tmp_path_factory) -> dict[str, str]:
     pytest.importorskip("h5py")
-    from sb3_ibrl.common.robomimic_hdf5 import write_robomimic_hdf5
-    from sb3_ibrl.common.rollouts import record_episodes
+    from sb3_ibrl.common.evaluation import record_episodes
+    from sb3_ibrl.data.robomimic_hdf5 import write_robomimic_hdf5
     from sb3_ibrl.envs import PointGoalExpert
 
     folder = tmp_path_factory.mktemp("demos")
@@ -291,7 +292,7 @@ def test_cli_clear_errors(point_goal_hdf5, tmp_path, capsys, extra, message):
 
 def test_cli_pixels_from_channel_last_hdf5(tmp_path, capsys):
     pytest.importorskip("h5py")
-    from sb3_ibrl.common.robomimic_hdf5 import write_robomimic_hdf5
+    from sb3_ibrl.data.robomimic_hdf5 import write_robomimic_hdf5
 
     episodes = stripe_episodes(4, 64, seed=0)
     demos = [dict(obs={"image": ep.obs.transpose(0, 2, 3, 1)}, actions=ep.acts, rewards=ep.rews) for ep in episodes]

@@ -15,7 +15,7 @@ from sb3_ibrl.benchmark.__main__ import main as benchmark_main
 from sb3_ibrl.benchmark.methods import parse_overrides
 from sb3_ibrl.benchmark.report import load_curves, success_table, write_report
 from sb3_ibrl.benchmark.runner import CURVE_FIELDS
-from sb3_ibrl.common.buffers import NStepBuffer
+from sb3_ibrl.data.nstep_buffer import NStepBuffer
 
 FAST = {"ibrl": {"learning_starts": 50}, "rlpd+": {"learning_starts": 50}, "ptft": {"pretrain_steps": 20}}
 

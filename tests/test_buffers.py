@@ -5,8 +5,8 @@ import pytest
 import torch as th
 from gymnasium import spaces
 
-from sb3_ibrl.common.buffers import IBRLReplayBuffer
-from sb3_ibrl.common.demos import Episode
+from sb3_ibrl.data.episodes import Episode
+from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 
 OBS = spaces.Box(-np.inf, np.inf, (1,), np.float32)
 ACT = spaces.Box(-1, 1, (1,), np.float32)

@@ -5,7 +5,8 @@ import pytest
 import torch as th
 
 from sb3_ibrl import IBRL
-from sb3_ibrl.common.demos import Episode, load_episodes, save_episodes, to_episodes
+from sb3_ibrl.data.demo_files import load_episodes, save_episodes, to_episodes
+from sb3_ibrl.data.episodes import Episode
 
 
 def pendulum_episodes(n=2, length=30, seed=0):
@@ -75,7 +76,7 @@ def test_imitation_trajectories_and_transitions():
 
 def test_bc_trained_with_imitation_as_il_policy(tmp_path):
     pytest.importorskip("imitation.algorithms.bc")
-    from sb3_ibrl.common.bc import train_bc
+    from sb3_ibrl.il.training import train_bc
 
     episodes = pendulum_episodes(n=3)
     model = IBRL("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]))

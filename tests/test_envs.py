@@ -8,7 +8,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import sb3_ibrl.envs
-from sb3_ibrl.common.rollouts import evaluate_policy_success, record_episodes
+from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
 from sb3_ibrl.envs import POINT_GOAL_ID, POINT_GOAL_MAX_EPISODE_STEPS, PointGoalEnv, PointGoalExpert
 
 

@@ -8,9 +8,9 @@ from stable_baselines3.common.env_util import make_vec_env
 from torch import nn
 
 from sb3_ibrl import IBRL
-from sb3_ibrl.common.demos import Episode
-from sb3_ibrl.common.il import FrozenILPolicy
-from sb3_ibrl.common.q_networks import Encoded
+from sb3_ibrl.data.episodes import Episode
+from sb3_ibrl.il.frozen import FrozenILPolicy
+from sb3_ibrl.networks.q_networks import Encoded
 
 SMALL = dict(net_arch=[32, 32])
 

@@ -19,7 +19,7 @@ import torch as th
 import sb3_ibrl  # noqa: F401  (registers PointGoal-v0)
 from sb3_ibrl import IBRL
 from sb3_ibrl.common.callbacks import SuccessCurveCallback
-from sb3_ibrl.common.rollouts import evaluate_policy_success, record_episodes
+from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
 from sb3_ibrl.envs import POINT_GOAL_IBRL_SETTINGS, PointGoalExpert
 
 STEPS, EVAL_EVERY, EVAL_EPISODES, SEEDS = 3000, 500, 20, (3, 4)
@@ -32,7 +32,7 @@ def success_rate(act) -> float:
 @pytest.mark.slow
 def test_ibrl_learns_faster_than_td3_with_demos_on_point_goal():
     pytest.importorskip("imitation.algorithms.bc")
-    from sb3_ibrl.common.bc import train_bc
+    from sb3_ibrl.il.training import train_bc
 
     th.set_num_threads(1)  # deterministic, and as fast as 2 threads for these small nets
     env = gym.make("PointGoal-v0")

@@ -5,8 +5,8 @@ import torch as th
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_ibrl.common.augmentation import RandomShift, random_shift
-from sb3_ibrl.common.encoders import DrQEncoder, ViTEncoder
+from sb3_ibrl.networks.augmentation import RandomShift, random_shift
+from sb3_ibrl.networks.encoders import DrQEncoder, ViTEncoder
 
 
 def _uint8_images(batch: int, channels: int, height: int, width: int, seed: int = 0) -> th.Tensor:

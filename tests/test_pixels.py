@@ -9,11 +9,12 @@ from torch.nn import functional as F
 
 import sb3_ibrl  # noqa: F401  (registers PointGoal-v0)
 from sb3_ibrl import IBRL
-from sb3_ibrl.common.buffers import IBRLReplayBuffer, check_buffer_memory, transition_bytes
-from sb3_ibrl.common.q_networks import Encoded, ObservationEncoder, ViTQHead
-from sb3_ibrl.common.rollouts import record_episodes
+from sb3_ibrl.common.evaluation import record_episodes
+from sb3_ibrl.data.nstep_buffer import check_buffer_memory, transition_bytes
+from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.envs import PointGoalExpert
 from sb3_ibrl.ibrl.losses import actor_loss
+from sb3_ibrl.networks.q_networks import Encoded, ObservationEncoder, ViTQHead
 
 TINY_VIT = dict(encoder="vit", encoder_kwargs=dict(embed_dim=16, depth=1, num_heads=2), q_hidden_dim=32, net_arch=[32, 32])
 TINY_DRQ = dict(encoder="drq", encoder_kwargs=dict(feature_dim=16, resize=None), net_arch=[32, 32])

@@ -7,10 +7,10 @@ import torch as th
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch import nn
 
-from sb3_ibrl.common.q_networks import Encoded
 from sb3_ibrl.ibrl.losses import actor_loss, critic_loss
 from sb3_ibrl.ibrl.losses import td_target as ibrl_td_target
 from sb3_ibrl.ibrl.proposals import actor_proposal, bootstrap_proposal, min_over_random_subset
+from sb3_ibrl.networks.q_networks import Encoded
 
 
 class LinearCritics(nn.Module):

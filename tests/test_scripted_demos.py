@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from sb3_ibrl import IBRL
-from sb3_ibrl.common.demos import check_episodes, load_episodes
-from sb3_ibrl.common.robomimic_hdf5 import read_episodes_for_env
+from sb3_ibrl.data.demo_files import load_episodes
+from sb3_ibrl.data.episodes import check_episodes
+from sb3_ibrl.data.obs_keys import read_episodes_for_env
 from sb3_ibrl.demos import make_scripted_env, make_scripted_expert, record_demos, replay_demos, save_demos
 from sb3_ibrl.demos.__main__ import main as demos_main
 from sb3_ibrl.demos.recording import play_episode
@@ -131,7 +132,7 @@ def test_robosuite_pixelproprio_dict_round_trip(tmp_path):
         )
         assert demo["states"].shape[0] == len(demos[0].episode)  # robomimic's MuJoCo states
     # the BC command line's loader reads it as the env's Dict observations
-    from sb3_ibrl.bc import load_demos
+    from sb3_ibrl.il.cli import load_demos
 
     check_episodes(load_demos(str(path)), env.observation_space, env.action_space)
     report = replay_demos(path, "Lift-state-v0")

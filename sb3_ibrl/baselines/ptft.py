@@ -15,12 +15,12 @@ import torch as th
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-from sb3_ibrl.common.buffers import IBRLReplayBuffer
-from sb3_ibrl.common.demos import DemoSource
-from sb3_ibrl.common.q_networks import Encoded
+from sb3_ibrl.data.demo_files import DemoSource
+from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.ibrl.ibrl import IBRL
 from sb3_ibrl.ibrl.losses import actor_loss
 from sb3_ibrl.ibrl.policies import EnsembleCritic, IBRLActor
+from sb3_ibrl.networks.q_networks import Encoded
 
 BC_SCHEDULES = ("fixed", "soft_q_filter")
 

@@ -8,7 +8,7 @@ no IL policy. Vanilla RLPD: ``oversample_successes=False`` and ``policy_kwargs=d
 
 from typing import Any, Optional
 
-from sb3_ibrl.common.demos import DemoSource
+from sb3_ibrl.data.demo_files import DemoSource
 from sb3_ibrl.ibrl.ibrl import IBRL
 
 

@@ -9,8 +9,9 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from sb3_ibrl.common.buffers import IBRLReplayBuffer
-from sb3_ibrl.common.demos import DemoSource, Episode, Obs
+from sb3_ibrl.data.demo_files import DemoSource
+from sb3_ibrl.data.episodes import Episode, Obs
+from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.ibrl.ibrl import IBRL
 
 
@@ -18,7 +19,7 @@ class SQILReplayBuffer(IBRLReplayBuffer):
     """
     The replay buffer of SQIL: demonstrations rewarded 1 at every step, online transitions 0, oversampled demos.
 
-    Takes the arguments of :class:`~sb3_ibrl.common.buffers.IBRLReplayBuffer`; successful online episodes are
+    Takes the arguments of :class:`~sb3_ibrl.data.replay_buffer.IBRLReplayBuffer`; successful online episodes are
     never added to the oversampled set.
     """
 

@@ -13,7 +13,7 @@ import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_ibrl.baselines import RLPD, SQIL, PtFt
-from sb3_ibrl.common.q_networks import has_image
+from sb3_ibrl.common.spaces import has_image
 from sb3_ibrl.ibrl import IBRL
 
 

@@ -26,8 +26,9 @@ import torch as th
 
 from sb3_ibrl.benchmark.methods import METHODS, check_method, make_model
 from sb3_ibrl.benchmark.tasks import TaskSpec
-from sb3_ibrl.common.demos import Episode, load_episodes, save_episodes
-from sb3_ibrl.common.rollouts import evaluate_policy_success, record_episodes
+from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
+from sb3_ibrl.data.demo_files import load_episodes, save_episodes
+from sb3_ibrl.data.episodes import Episode
 
 CURVE_FIELDS = [
     "task",
@@ -97,7 +98,7 @@ def prepare_assets(task: TaskSpec, seed: int, out_dir: str, eval_episodes: int, 
 
     :return: ``{"demos": path, "bc": path, "bc_success": float, "bc_length": float, "demo_length": float}``
     """
-    from sb3_ibrl.common.bc import evaluate_bc_policy, save_bc_policy, train_bc
+    from sb3_ibrl.il.training import evaluate_bc_policy, save_bc_policy, train_bc
 
     folder = _task_dir(out_dir, "assets", task, seed)
     os.makedirs(folder, exist_ok=True)

@@ -62,7 +62,7 @@ class TaskSpec:
     :param budget: env steps of a run (paper's budget)
     :param eval_every: evaluate every this many env steps
     :param rl_settings: keyword arguments of every RL method (IBRL and the baselines)
-    :param bc_settings: keyword arguments of :func:`sb3_ibrl.common.bc.train_bc`
+    :param bc_settings: keyword arguments of :func:`sb3_ibrl.il.training.train_bc`
     :param ibrl_demo_fraction: IBRL's own oversampling (paper: 0.5 for Square only)
     """
 

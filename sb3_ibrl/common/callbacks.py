@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from sb3_ibrl.common.rollouts import evaluate_policy_success
+from sb3_ibrl.common.evaluation import evaluate_policy_success
 
 
 class SuccessCurveCallback(BaseCallback):

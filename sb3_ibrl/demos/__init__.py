@@ -8,7 +8,7 @@ Scripted demonstrations of the simulated tasks, recorded into robomimic HDF5 fil
   replay a file's actions from the recorded reset seeds.
 - ``python -m sb3_ibrl.demos``: the command line (``--help``).
 
-Not to be confused with :mod:`sb3_ibrl.common.demos`, the ``Episode`` type and demo file loaders.
+The recorded files are read by :mod:`sb3_ibrl.data` (``Episode``, demo files, robomimic HDF5).
 """
 
 from sb3_ibrl.demos.experts import MetaWorldExpert, PickPlaceExpert, make_scripted_expert

@@ -248,7 +248,7 @@ def _robosuite_expert(env: RobosuiteEnv) -> PickPlaceExpert:
 def make_scripted_expert(env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
     """
     The scripted expert of a simulated task: a callable ``expert(info["state"]) -> action`` with a
-    ``reset()`` method (called before each episode by :func:`sb3_ibrl.common.rollouts.record_episodes`).
+    ``reset()`` method (called before each episode by :func:`sb3_ibrl.common.evaluation.record_episodes`).
 
     :param env: a Meta-World or robosuite env of :mod:`sb3_ibrl.envs` (any observation mode, wrappers allowed)
     :return: the expert

@@ -3,7 +3,7 @@ Record the scripted experts' demonstrations of the simulated tasks into robomimi
 
 Every episode starts from its own reset seed (``seed``, ``seed + 1``, ... one per attempt; only successful
 episodes are kept), so that any demo can be replayed alone: ``data/demo_<k>.attrs["seed"]`` (this is why the
-recording loop is :func:`play_episode`, not :func:`~sb3_ibrl.common.rollouts.record_episodes`, which seeds only the
+recording loop is :func:`play_episode`, not :func:`~sb3_ibrl.common.evaluation.record_episodes`, which seeds only the
 first reset; it also keeps the state vectors and robosuite's MuJoCo states). A file holds:
 
 - ``data.attrs["env_args"]``: JSON with the gymnasium id (``"gym_id"``) and robomimic's ``env_name`` / ``type``;
@@ -27,13 +27,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-from sb3_ibrl.common.demos import Episode, stack_obs
-from sb3_ibrl.common.robomimic_hdf5 import (
-    ObsKeys,
-    list_robomimic_demos,
-    read_robomimic_episodes,
-    write_robomimic_hdf5,
-)
+from sb3_ibrl.data.episodes import Episode, stack_obs
+from sb3_ibrl.data.robomimic_hdf5 import ObsKeys, list_robomimic_demos, read_robomimic_episodes, write_robomimic_hdf5
 from sb3_ibrl.demos.experts import make_scripted_expert
 from sb3_ibrl.envs import METAWORLD_ENV_IDS, ROBOSUITE_ENV_IDS, MetaWorldEnv, RobosuiteEnv
 from sb3_ibrl.envs.robosuite_envs import PROPRIO_KEYS

@@ -20,11 +20,10 @@ gymnasium envs, set up like the authors' release.
 
 from typing import Any, Optional
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sb3_ibrl.envs.rendering import CameraRenderer, select_gl_backend
+from sb3_ibrl.envs.rendering import CameraRenderer, RenderedSimEnv, select_gl_backend
 
 METAWORLD_OBS_MODES = ("state", "pixel")
 METAWORLD_INSTALL_HINT = 'metaworld is not installed: `pip install "sb3-ibrl[metaworld]"`'
@@ -40,7 +39,7 @@ METAWORLD_MAX_EPISODE_STEPS = 100
 CAMERA_POSITIONS = {"corner2": (0.75, 0.075, 0.7)}
 
 
-class MetaWorldEnv(gym.Env):
+class MetaWorldEnv(RenderedSimEnv):
     """
     A Meta-World v3 task with action repeat, sparse reward and termination on success. See the module docstring.
 
@@ -195,13 +194,3 @@ class MetaWorldEnv(gym.Env):
         if self._video_renderer is None:
             self._video_renderer = self._make_renderer(self.render_size)
         return self._video_renderer.render()
-
-    def close(self) -> None:
-        """Free the renderers and the simulation."""
-        for renderer in (self._renderer, self._video_renderer):
-            if renderer is not None:
-                renderer.close()
-        self._renderer = self._video_renderer = None
-        if getattr(self, "_sim", None) is not None:
-            self._sim.close()
-            self._sim = None

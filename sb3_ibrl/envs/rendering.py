@@ -24,6 +24,7 @@ import sys
 import weakref
 from typing import Any, Optional
 
+import gymnasium as gym
 import numpy as np
 
 GL_BACKENDS = ("egl", "osmesa")
@@ -279,3 +280,24 @@ class CameraRenderer:
 
     def __del__(self) -> None:
         self.close()
+
+
+class RenderedSimEnv(gym.Env):
+    """
+    Base of the simulated tasks: a simulation (``_sim``) seen through a :class:`CameraRenderer` for the
+    observations (``_renderer``) and one for ``render()`` (``_video_renderer``); :meth:`close` frees all three.
+    """
+
+    _sim: Any = None
+    _renderer: Optional[CameraRenderer] = None
+    _video_renderer: Optional[CameraRenderer] = None
+
+    def close(self) -> None:
+        """Free the renderers and the simulation."""
+        for renderer in (self._renderer, self._video_renderer):
+            if renderer is not None:
+                renderer.close()
+        self._renderer = self._video_renderer = None
+        if self._sim is not None:
+            self._sim.close()
+            self._sim = None

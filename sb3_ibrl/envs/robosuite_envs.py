@@ -29,11 +29,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sb3_ibrl.envs.rendering import CameraRenderer, select_gl_backend
+from sb3_ibrl.envs.rendering import CameraRenderer, RenderedSimEnv, select_gl_backend
 
 ROBOSUITE_OBS_MODES = ("state", "pixel", "pixelproprio")
 PROPRIO_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
@@ -112,7 +111,7 @@ def osc_pose_controller_config(robosuite: Any) -> dict[str, Any]:
     return refactor_composite_controller_config(part_config, "Panda", ["right"])
 
 
-class RobosuiteEnv(gym.Env):
+class RobosuiteEnv(RenderedSimEnv):
     """
     A robomimic task (Lift, Can, Square) as a sparse-reward gymnasium env. See the module docstring.
 
@@ -257,13 +256,3 @@ class RobosuiteEnv(gym.Env):
             return None
         self._video_renderer = self._current(self._video_renderer, self.render_camera, self.render_size)
         return self._video_renderer.render()
-
-    def close(self) -> None:
-        """Free the renderers and the simulation."""
-        for renderer in (self._renderer, self._video_renderer):
-            if renderer is not None:
-                renderer.close()
-        self._renderer = self._video_renderer = None
-        if getattr(self, "_sim", None) is not None:
-            self._sim.close()
-            self._sim = None

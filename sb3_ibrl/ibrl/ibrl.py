@@ -15,11 +15,10 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.td3.td3 import TD3
 
-from sb3_ibrl.common.buffers import IBRLReplayBuffer
-from sb3_ibrl.common.demos import DemoSource, check_episodes, to_episodes
-from sb3_ibrl.common.il import ILPolicySource, as_il_policy
-from sb3_ibrl.common.networks import ema_update
-from sb3_ibrl.common.q_networks import Encoded, has_image
+from sb3_ibrl.common.spaces import has_image
+from sb3_ibrl.data.demo_files import DemoSource, to_episodes
+from sb3_ibrl.data.episodes import check_episodes
+from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.ibrl.losses import actor_loss, critic_loss, td_target
 from sb3_ibrl.ibrl.policies import (
     CnnPolicy,
@@ -29,6 +28,9 @@ from sb3_ibrl.ibrl.policies import (
     MlpPolicy,
     MultiInputPolicy,
 )
+from sb3_ibrl.il.frozen import ILPolicySource, as_il_policy
+from sb3_ibrl.networks.mlp import ema_update
+from sb3_ibrl.networks.q_networks import Encoded
 
 SelfIBRL = TypeVar("SelfIBRL", bound="IBRL")
 

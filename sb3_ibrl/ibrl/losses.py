@@ -9,9 +9,9 @@ from typing import Optional, Union
 import torch as th
 from torch.nn import functional as F
 
-from sb3_ibrl.common.q_networks import Encoded
 from sb3_ibrl.ibrl.policies import EnsembleCritic, IBRLActor, q_values_of_two
 from sb3_ibrl.ibrl.proposals import bootstrap_proposal, random_subset
+from sb3_ibrl.networks.q_networks import Encoded
 
 
 def td_target(

@@ -19,10 +19,10 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
-from sb3_ibrl.common.il import FrozenILPolicy
-from sb3_ibrl.common.networks import dropout_mlp
-from sb3_ibrl.common.q_networks import Encoded, MLPQHead, ObservationEncoder, PixelActorHead, ViTQHead
 from sb3_ibrl.ibrl.proposals import actor_proposal, min_over_random_subset
+from sb3_ibrl.il.frozen import FrozenILPolicy
+from sb3_ibrl.networks.mlp import dropout_mlp
+from sb3_ibrl.networks.q_networks import Encoded, MLPQHead, ObservationEncoder, PixelActorHead, ViTQHead
 
 
 class IBRLActor(BasePolicy):

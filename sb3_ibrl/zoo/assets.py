@@ -87,8 +87,8 @@ def _atomic_target(path: PathType) -> Iterator[Optional[Path]]:
 def _record_point_goal(path: Path, n: int, env_kwargs: dict[str, Any]) -> None:
     import gymnasium as gym
 
-    from sb3_ibrl.common.demos import save_episodes
-    from sb3_ibrl.common.rollouts import record_episodes
+    from sb3_ibrl.common.evaluation import record_episodes
+    from sb3_ibrl.data.demo_files import save_episodes
     from sb3_ibrl.envs import PointGoalExpert
 
     env = gym.make(POINT_GOAL_ID, **env_kwargs)
@@ -102,7 +102,7 @@ def _record_point_goal(path: Path, n: int, env_kwargs: dict[str, Any]) -> None:
     )
     env.close()
     if path.suffix in (".hdf5", ".h5"):
-        from sb3_ibrl.common.robomimic_hdf5 import write_robomimic_hdf5
+        from sb3_ibrl.data.robomimic_hdf5 import write_robomimic_hdf5
 
         if isinstance(episodes[0].obs, dict):
             raise ValueError(f"Write Dict-observation demos of {POINT_GOAL_ID} to an .npz file, not {path.name}")
@@ -166,7 +166,7 @@ def ensure_il_policy(
     """
     import json
 
-    from sb3_ibrl.bc import make_parser, run
+    from sb3_ibrl.il.cli import make_parser, run
 
     settings = {**BC_SETTINGS.get(env_id, PAPER_BC_SETTINGS), **bc_settings}
     with _atomic_target(path) as temporary:

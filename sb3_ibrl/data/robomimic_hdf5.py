@@ -17,8 +17,8 @@ observation of an episode (row ``T``) comes from ``next_obs/<key>[T - 1]``.
 
 Images are stored channel-last ``(H, W, C)`` as robomimic does. Files written from channel-first env
 observations (``write_robomimic_hdf5(..., channel_first=True)``) record it (``data.attrs["sb3_ibrl_channel_first"]``)
-and are read back channel-first ``(C, H, W)``. :func:`read_episodes_for_env` maps a file's keys to an env's
-observation space (Box state, Box image, Dict) and transposes images to the space's layout.
+and are read back channel-first ``(C, H, W)``. :func:`sb3_ibrl.data.obs_keys.read_episodes_for_env`
+maps a file's keys to an env's observation space (Box state, Box image, Dict) and transposes images to its layout.
 """
 
 import json
@@ -28,9 +28,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Optional, Union
 
 import numpy as np
-from gymnasium import spaces
 
-from sb3_ibrl.common.demos import Episode
+from sb3_ibrl.data.episodes import Episode
 
 try:
     import h5py
@@ -130,7 +129,7 @@ def robomimic_obs_keys(path: PathType) -> list[str]:
         return sorted(demo["obs"].keys()) if "obs" in demo else []
 
 
-def _as_groups(obs_keys: ObsKeys) -> tuple[Groups, bool]:
+def as_key_groups(obs_keys: ObsKeys) -> tuple[Groups, bool]:
     """Normalize observation keys to ``{env key or None: [file keys]}``; return it and whether it is a Dict."""
     if isinstance(obs_keys, str):
         obs_keys = [obs_keys]
@@ -225,7 +224,7 @@ def read_robomimic_episodes(
         (``True`` for files written with ``write_robomimic_hdf5(..., channel_first=True)``, else as stored)
     :return: the episodes
     """
-    groups, _ = _as_groups(obs_keys)
+    groups, _ = as_key_groups(obs_keys)
     if n_demos is not None and n_demos < 1:
         raise ValueError(f"n_demos must be at least 1 (got {n_demos})")
     str_path = os.fspath(path)
@@ -284,18 +283,18 @@ def _prepare_demo(index: int, demo: dict[str, Any], channel_first: bool) -> tupl
     return actions, rewards, dones, obs, None if states is None else np.asarray(states), dict(demo.get("attrs") or {})
 
 
-def _normalized(obs_keys: ObsKeys) -> Union[list[str], dict[str, list[str]]]:
+def normalize_obs_keys(obs_keys: ObsKeys) -> Union[list[str], dict[str, list[str]]]:
     """Observation keys as a JSON-friendly list or ``{env key: [file keys]}``."""
-    groups, is_dict = _as_groups(obs_keys)
+    groups, is_dict = as_key_groups(obs_keys)
     return {str(group): keys for group, keys in groups.items()} if is_dict else groups[None]
 
 
 def _check_recorded_keys(obs_keys: ObsKeys, first_obs: dict[str, np.ndarray]) -> Union[list[str], dict[str, list[str]]]:
-    groups, _ = _as_groups(obs_keys)
+    groups, _ = as_key_groups(obs_keys)
     for key in (key for keys in groups.values() for key in keys):
         if key not in first_obs:
             raise ValueError(f"obs_keys names {key!r}, which demo 0 does not have; keys: {sorted(first_obs)}")
-    return _normalized(obs_keys)
+    return normalize_obs_keys(obs_keys)
 
 
 def write_robomimic_hdf5(
@@ -318,7 +317,7 @@ def write_robomimic_hdf5(
     :param env_args: environment metadata stored as JSON in ``data.attrs["env_args"]``
     :param masks: splits, mapping a split name to demo indices (``{"train": [0, 1], "valid": [2]}``)
     :param obs_keys: when given, recorded in ``data.attrs["sb3_ibrl_obs_keys"]`` so that
-        :func:`sb3_ibrl.common.demos.load_episodes` can read the file without being told the keys: a list
+        :func:`sb3_ibrl.data.demo_files.load_episodes` can read the file without being told the keys: a list
         (one observation array) or ``{env key: [file keys]}`` (Dict observations)
     :param channel_first: the image observations in ``demos`` (``uint8``, 3 dims per step) are channel-first
         ``(C, H, W)``, as SB3 envs give them: they are written channel-last ``(H, W, C)`` (robomimic's layout) and
@@ -391,19 +390,24 @@ def read_recorded_episodes(path: PathType) -> list[Episode]:
         keys = robomimic_obs_keys(path)
         raise ValueError(
             f"{os.fspath(path)} is a robomimic HDF5 file without recorded observation keys: call "
-            f"sb3_ibrl.common.robomimic_hdf5.read_episodes_for_env(path, env.observation_space) (or "
+            f"sb3_ibrl.data.obs_keys.read_episodes_for_env(path, env.observation_space) (or "
             f"read_robomimic_episodes(path, obs_keys=[...])) and pass the episodes as demonstrations; the file's obs "
             f"keys are {keys}"
         )
     return read_robomimic_episodes(path, obs_keys=obs_keys)
 
 
-# --- mapping a file's observation keys to an env's observation space
 KeyInfo = dict[str, tuple[tuple[int, ...], np.dtype]]  # file key -> (shape per step, dtype)
 
 
-def _key_info(path: PathType, split: Optional[str]) -> tuple[KeyInfo, Optional[ObsKeys]]:
-    """Per-step shape and dtype of every observation key of the first demo, and the recorded keys."""
+def key_info(path: PathType, split: Optional[str]) -> tuple[KeyInfo, Optional[ObsKeys]]:
+    """
+    Per-step shape and dtype of every observation key of a file's first demo, and the keys recorded in it.
+
+    :param path: the file
+    :param split: a ``mask`` split whose first demo is inspected
+    :return: ``{file key: (shape per step, dtype)}`` and the recorded keys (``None`` when none)
+    """
     with _open(path) as file:
         names = _demo_names(file, path, split)
         if not names:
@@ -412,118 +416,3 @@ def _key_info(path: PathType, split: Optional[str]) -> tuple[KeyInfo, Optional[O
         info = {key: (tuple(value.shape[1:]), value.dtype) for key, value in demo["obs"].items()} if "obs" in demo else {}
         recorded = file["data"].attrs.get(OBS_KEYS_ATTR)
     return info, None if recorded is None else json.loads(_decode(recorded))
-
-
-def _fits(keys: Sequence[str], info: KeyInfo, space: spaces.Space) -> bool:
-    """Whether these file keys give observations of the Box space (images: channel-first or channel-last)."""
-    if not isinstance(space, spaces.Box) or any(key not in info for key in keys):
-        return False
-    shape = tuple(space.shape)
-    if len(shape) == 3:
-        channel_last = (shape[1], shape[2], shape[0])
-        return len(keys) == 1 and info[keys[0]][0] in (shape, channel_last)
-    if len(shape) != 1 or any(len(info[key][0]) >= 3 for key in keys):
-        return False
-    return sum(int(np.prod(info[key][0])) for key in keys) == shape[0]
-
-
-def _infer_keys(space: spaces.Space, info: KeyInfo, name: Optional[str]) -> list[str]:
-    """File keys for one Box space (the top-level one, or the Dict entry ``name``)."""
-    named: list[list[str]] = []
-    if name is not None:
-        named += [[name], [f"{name}_image"]]
-    named.append(list(ROBOMIMIC_STATE_KEYS[1:] if name == "proprio" else ROBOMIMIC_STATE_KEYS))
-    for keys in named:
-        if _fits(keys, info, space):
-            return keys
-    single = [[key] for key in sorted(info) if _fits([key], info, space)]
-    if len(single) == 1:
-        return single[0]
-    where = "the observation space" if name is None else f"the Dict entry {name!r}"
-    if single:
-        raise ValueError(f"several file keys fit {where} ({space}): {[keys[0] for keys in single]}")
-    raise ValueError(f"no file key (or robomimic key set {list(named[-1])}) fits {where} ({space})")
-
-
-def match_obs_keys(
-    path: PathType, observation_space: spaces.Space, obs_keys: Optional[ObsKeys] = None, split: Optional[str] = None
-) -> Union[list[str], dict[str, list[str]]]:
-    """
-    The file keys that give an env's observations: ``obs_keys`` when given (checked), else the keys recorded in
-    the file when they fit, else keys picked by name and shape: for a state Box, robomimic's
-    ``object + robot0_eef_pos + robot0_eef_quat + robot0_gripper_qpos`` or the one key of that size; for an image
-    Box, the one image key of that shape (``(C, H, W)`` or ``(H, W, C)``); for a Dict, per entry ``<key>``,
-    ``<key>_image``, (``proprio``) robomimic's three proprio keys, or the one key that fits.
-
-    :param path: the file
-    :param observation_space: the env's observation space (Box or Dict of Boxes)
-    :param obs_keys: keys to check instead of picking them: a list (Box) or ``{env key: [file keys]}`` (Dict)
-    :param split: a ``mask`` split whose first demo is inspected
-    :return: a list of file keys (Box) or ``{env key: [file keys]}`` (Dict)
-    """
-    info, recorded = _key_info(path, split)
-    entries = observation_space.spaces if isinstance(observation_space, spaces.Dict) else {None: observation_space}
-
-    def fits_all(keys: Optional[ObsKeys]) -> bool:
-        if keys is None or isinstance(keys, Mapping) != isinstance(observation_space, spaces.Dict):
-            return False
-        groups, _ = _as_groups(keys)
-        return set(groups) == set(entries) and all(_fits(groups[name], info, space) for name, space in entries.items())
-
-    def listing() -> str:
-        return ", ".join(f"{key} {shape} {dtype}" for key, (shape, dtype) in sorted(info.items()))
-
-    try:
-        if obs_keys is not None:
-            if not fits_all(obs_keys):
-                raise ValueError(f"obs_keys={obs_keys!r} do not give the shapes of the space")
-            keys: ObsKeys = obs_keys
-        elif fits_all(recorded):
-            keys = recorded  # type: ignore[assignment]
-        elif isinstance(observation_space, spaces.Dict):
-            keys = {name: _infer_keys(space, info, name) for name, space in observation_space.spaces.items()}
-        else:
-            keys = _infer_keys(observation_space, info, None)
-    except ValueError as error:
-        raise ValueError(
-            f"Cannot map the observation keys of {os.fspath(path)} to the observation space {observation_space}: {error}. "
-            f"The file's keys (shape per step, dtype): {listing() or 'none'}. Pass obs_keys=[...] for a Box space or "
-            "obs_keys={env key: [file keys]} for a Dict space."
-        ) from error
-    return _normalized(keys)
-
-
-def _to_layout(obs: np.ndarray, space: spaces.Space) -> np.ndarray:
-    """Images stored ``(H, W, C)`` transposed to a channel-first space's ``(C, H, W)``."""
-    shape = tuple(space.shape)  # type: ignore[arg-type]
-    if len(shape) == 3 and tuple(obs.shape[1:]) != shape:
-        return np.ascontiguousarray(np.moveaxis(obs, -1, 1))
-    return obs
-
-
-def read_episodes_for_env(
-    path: PathType,
-    observation_space: spaces.Space,
-    n_demos: Optional[int] = None,
-    split: Optional[str] = None,
-    obs_keys: Optional[ObsKeys] = None,
-) -> list[Episode]:
-    """
-    Read a robomimic HDF5 file as observations of an env (:func:`match_obs_keys` picks the keys): a state Box
-    gets the low-dim keys concatenated, an image Box the image key in the space's layout, a Dict one array per entry.
-
-    :param path: the file
-    :param observation_space: the env's observation space
-    :param n_demos: read only the first ``n_demos`` demos
-    :param split: name of a ``mask`` split to read from
-    :param obs_keys: the keys, when they cannot be picked: a list (Box) or ``{env key: [file keys]}`` (Dict)
-    :return: the episodes, whose observations fit ``observation_space``
-    """
-    keys = match_obs_keys(path, observation_space, obs_keys, split)
-    episodes = read_robomimic_episodes(path, keys, n_demos=n_demos, split=split, channel_first=False)
-    for episode in episodes:
-        if isinstance(episode.obs, dict):
-            episode.obs = {key: _to_layout(value, observation_space[key]) for key, value in episode.obs.items()}
-        else:
-            episode.obs = _to_layout(episode.obs, observation_space)
-    return episodes

@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 import gymnasium as gym
 import numpy as np
 
-from sb3_ibrl.common.demos import Episode, stack_obs
+from sb3_ibrl.data.episodes import Episode, stack_obs
 
 ActFn = Callable[[np.ndarray], np.ndarray]
 
@@ -55,7 +55,7 @@ def record_episodes(
     act_fn_input: str = "obs",
 ) -> list[Episode]:
     """
-    Record episodes of a policy (e.g. a scripted demonstrator) as :class:`~sb3_ibrl.common.demos.Episode`.
+    Record episodes of a policy (e.g. a scripted demonstrator) as :class:`~sb3_ibrl.data.episodes.Episode`.
 
     The env is seeded once, at the first reset, so the whole recording is reproducible.
 

@@ -2,7 +2,7 @@
 Behaviour cloning with the ``imitation`` library: the IL policy that IBRL bootstraps from.
 
 The policy is an SB3 ``ActorCriticPolicy``: an MLP for state observations, or the paper's ResNet-18
-(GroupNorm, small stem, see :mod:`sb3_ibrl.common.resnet`) for images and Dict observations with images.
+(GroupNorm, small stem, see :mod:`sb3_ibrl.networks.resnet`) for images and Dict observations with images.
 Pixel demos are fed through :class:`DemoBatches`, which applies a fresh DrQ random shift to every batch.
 
 ``imitation`` is an optional dependency that must be installed without its pins (they downgrade
@@ -28,11 +28,12 @@ from stable_baselines3.common.preprocessing import is_image_space
 from torch import nn
 from tqdm.auto import tqdm
 
-from sb3_ibrl.common.augmentation import random_shift
-from sb3_ibrl.common.demos import DemoSource, Episode, Obs, check_episodes, obs_index, to_episodes
-from sb3_ibrl.common.q_networks import has_image
-from sb3_ibrl.common.resnet import ResNet18Extractor
-from sb3_ibrl.common.rollouts import evaluate_policy_success
+from sb3_ibrl.common.evaluation import evaluate_policy_success
+from sb3_ibrl.common.spaces import has_image
+from sb3_ibrl.data.demo_files import DemoSource, to_episodes
+from sb3_ibrl.data.episodes import Episode, Obs, check_episodes, obs_index
+from sb3_ibrl.networks.augmentation import random_shift
+from sb3_ibrl.networks.resnet import ResNet18Extractor
 
 IMITATION_INSTALL = "pip install --no-deps imitation==1.0.1 tqdm"
 FEATURES = ("auto", "mlp", "resnet18")
@@ -182,7 +183,7 @@ def make_bc_policy(
     Build the SB3 policy that BC trains.
 
     ``"mlp"``: SB3's default extractor (flatten) and an MLP (default ``[256, 256]``, tanh). ``"resnet18"``:
-    :class:`~sb3_ibrl.common.resnet.ResNet18Extractor` (512 features per image, proprio appended), then the
+    :class:`~sb3_ibrl.networks.resnet.ResNet18Extractor` (512 features per image, proprio appended), then the
     paper's ``Linear 1024 -> ReLU`` head (default ``net_arch=dict(pi=[1024], vf=[])``; SB3's MLP has no
     LayerNorm), no orthogonal re-initialization (the ResNet keeps its Kaiming init).
 
@@ -318,7 +319,7 @@ def _as_policy(source: Any, device: str = "auto") -> ActorCriticPolicy:
 def save_bc_policy(source: Any, path: Union[str, os.PathLike]) -> str:
     """
     Save a BC policy with SB3's ``policy.save``: the file is accepted by ``IBRL(il_policy=path)`` and
-    :func:`sb3_ibrl.common.il.as_il_policy`, and loads with ``ActorCriticPolicy.load(path)``.
+    :func:`sb3_ibrl.il.frozen.as_il_policy`, and loads with ``ActorCriticPolicy.load(path)``.
 
     :param source: an ``imitation`` BC trainer or an SB3 ``ActorCriticPolicy``
     :param path: file to write (parent folders are created; the name is used as is)

@@ -1,0 +1,191 @@
+"""
+The IBRL replay buffer: n-step returns over online transitions (:class:`~sb3_ibrl.data.nstep_buffer.NStepBuffer`),
+a permanent store of demonstrations and, when oversampling, a store of successful online episodes.
+
+Without oversampling (``demo_fraction=0``, Lift, Can and Meta-World in the paper) a batch is drawn
+uniformly from online transitions and demonstrations together, exactly as if the demos had been
+written into the buffer first (Algorithm 1 line 4), except that they are never evicted. With
+``demo_fraction=f`` (Square: 0.5) a fraction ``f`` of every batch comes from demonstrations plus
+successful online episodes (Algorithm 1 line 13).
+"""
+
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_ibrl.data.episodes import Episode, Obs, obs_index, stack_obs
+from sb3_ibrl.data.nstep_buffer import NStepBuffer
+
+
+class IBRLReplayBuffer(NStepBuffer):
+    """
+    Replay buffer with n-step returns, permanent demonstrations and optional oversampling of
+    demonstrations + successful episodes.
+
+    :param buffer_size: max number of online transitions
+    :param observation_space: observation space
+    :param action_space: action space
+    :param device: PyTorch device
+    :param n_envs: number of parallel environments
+    :param optimize_memory_usage: ignored: observations are always stored once
+    :param handle_timeout_termination: treat time-limit ends as truncations (bootstrapped), not terminals
+    :param n_steps: n of the n-step return (1 gives the one-step TD target)
+    :param gamma: discount factor of the n-step return
+    :param demo_fraction: fraction of each batch drawn from demonstrations + successful online episodes;
+        0 samples uniformly from everything
+    :param success_buffer_size: capacity of the store of successful online episodes (used when ``demo_fraction > 0``)
+    :param oversample_successes: with ``demo_fraction > 0``, grow the oversampled set with successful online
+        episodes (IBRL, RLPD+); ``False`` oversamples the demonstrations alone (vanilla RLPD, SQIL)
+    """
+
+    demos: Optional[NStepBuffer]
+    successes: Optional[NStepBuffer]
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: Union[th.device, str] = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        n_steps: int = 1,
+        gamma: float = 0.99,
+        demo_fraction: float = 0.0,
+        success_buffer_size: int = 100_000,
+        oversample_successes: bool = True,
+    ):
+        if not 0.0 <= demo_fraction < 1.0:
+            raise ValueError(f"demo_fraction must be in [0, 1), got {demo_fraction}")
+        super().__init__(
+            buffer_size,
+            observation_space,
+            action_space,
+            device,
+            n_envs,
+            optimize_memory_usage,
+            handle_timeout_termination,
+            n_steps,
+            gamma,
+        )
+        self.demo_fraction = demo_fraction
+        self.demos = None
+        self.oversample_successes = oversample_successes
+        keep_successes = demo_fraction > 0 and oversample_successes
+        self.successes = self._make_store(min(success_buffer_size, buffer_size)) if keep_successes else None
+        self._episode_lengths = np.zeros(self.n_envs, dtype=np.int64)
+
+    def _make_store(self, size: int) -> NStepBuffer:
+        return NStepBuffer(
+            size, self.observation_space, self.action_space, self.device, n_steps=self.n_steps, gamma=self.gamma
+        )
+
+    @property
+    def n_demo_transitions(self) -> int:
+        """Number of demonstration transitions held."""
+        return 0 if self.demos is None else self.demos.size()
+
+    @property
+    def n_success_transitions(self) -> int:
+        """Number of transitions of successful online episodes held for oversampling."""
+        return 0 if self.successes is None else self.successes.size()
+
+    def add_demonstrations(self, episodes: Sequence[Episode], scale_action: Callable[[np.ndarray], np.ndarray]) -> None:
+        """
+        Store demonstrations permanently (they are never evicted by online data).
+
+        :param episodes: the demonstrations, actions in env units
+        :param scale_action: maps env-unit actions to the ``[-1, 1]`` actions stored in the buffer
+        """
+        held = [] if self.demos is None else self.demos.episodes()  # already scaled
+        new = [Episode(ep.obs, scale_action(ep.acts), ep.rews, ep.terminal) for ep in episodes]
+        store = self._make_store(sum(len(ep) for ep in held + new))
+        for ep in held + new:
+            self._add_episode(store, ep)
+        self.demos = store
+
+    @staticmethod
+    def _add_episode(store: NStepBuffer, episode: Episode) -> None:
+        n_steps = len(episode)
+        for t in range(n_steps):
+            last = t == n_steps - 1
+            store.add(
+                stack_obs([obs_index(episode.obs, t)]),
+                stack_obs([obs_index(episode.obs, t + 1)]),
+                episode.acts[t][None],
+                episode.rews[t : t + 1],
+                np.array([last]),
+                [{"TimeLimit.truncated": last and not episode.terminal}],
+            )
+
+    def add(
+        self,
+        obs: Obs,
+        next_obs: Obs,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        row = self.pos
+        super().add(obs, next_obs, action, reward, done, infos)
+        if self.successes is None:
+            return
+        self._episode_lengths += 1
+        for env_idx in np.flatnonzero(done):
+            length = self._episode_lengths[env_idx]
+            if infos[env_idx].get("is_success") and length <= self.buffer_size:
+                rows = np.arange(row - length + 1, row + 1) % self.buffer_size
+                frames = [obs_index(self.observations, (r, env_idx)) for r in rows]
+                obs_seq = stack_obs([*frames, self.final_observations[(row, int(env_idx))]])
+                terminal = not infos[env_idx].get("TimeLimit.truncated", False)
+                episode = Episode(obs_seq, self.actions[rows, env_idx], self.rewards[rows, env_idx], terminal)
+                self._add_episode(self.successes, episode)
+            self._episode_lengths[env_idx] = 0
+
+    def truncate_open_episodes(self) -> None:
+        super().truncate_open_episodes()
+        self._episode_lengths[:] = 0  # an interrupted episode is not added to the successes
+
+    def sample(self, batch_size: int, env: Optional[VecNormalize] = None) -> ReplayBufferSamples:
+        n_online = self.size() * self.n_envs
+        n_demo, n_success = self.n_demo_transitions, self.n_success_transitions
+        n_prior_available = n_demo + n_success
+        if n_online + n_prior_available == 0:
+            raise RuntimeError("Cannot sample from an empty replay buffer (no online transition and no demonstration)")
+        if n_prior_available == 0:
+            n_prior = 0
+        elif n_online == 0:
+            n_prior = batch_size
+        elif self.demo_fraction > 0:
+            n_prior = round(batch_size * self.demo_fraction)
+        else:  # uniform over online transitions and demonstrations together
+            n_prior = int(np.random.binomial(batch_size, n_prior_available / (n_online + n_prior_available)))
+        n_from_demos = int(np.random.binomial(n_prior, n_demo / n_prior_available)) if n_prior else 0
+
+        parts = []
+        if batch_size - n_prior > 0:
+            parts.append(super().sample(batch_size - n_prior, env=env))
+        if n_from_demos > 0:
+            parts.append(self.demos.sample(n_from_demos, env=env))  # type: ignore[union-attr]
+        if n_prior - n_from_demos > 0:
+            parts.append(self.successes.sample(n_prior - n_from_demos, env=env))  # type: ignore[union-attr]
+        return _concat_samples(parts)
+
+
+def _cat(values: list[Any]) -> Any:
+    if isinstance(values[0], dict):
+        return {key: th.cat([value[key] for value in values], dim=0) for key in values[0]}
+    return th.cat(values, dim=0)
+
+
+def _concat_samples(parts: Sequence[ReplayBufferSamples]) -> ReplayBufferSamples:
+    if len(parts) == 1:
+        return parts[0]
+    return ReplayBufferSamples(*(_cat([getattr(part, name) for part in parts]) for name in ReplayBufferSamples._fields))

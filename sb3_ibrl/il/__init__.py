@@ -1,0 +1,23 @@
+"""
+The imitation-learning side of IBRL.
+
+- :mod:`sb3_ibrl.il.frozen`: the frozen IL policy that proposes actions (:func:`as_il_policy` turns an imitation
+  ``BC`` trainer, an SB3 policy, a module, a callable or a saved file into a :class:`FrozenILPolicy`).
+- :mod:`sb3_ibrl.il.training`: behaviour cloning with ``imitation``'s ``bc.BC`` (ResNet-18 + random shift for
+  images, an MLP for states), saving and evaluating the BC policy.
+- :mod:`sb3_ibrl.il.cli`: the command line, ``python -m sb3_ibrl.bc``.
+"""
+
+from sb3_ibrl.il.frozen import FrozenILPolicy, ILPolicySource, as_il_policy
+from sb3_ibrl.il.training import bc_action_error, evaluate_bc_policy, make_bc_policy, save_bc_policy, train_bc
+
+__all__ = [
+    "FrozenILPolicy",
+    "ILPolicySource",
+    "as_il_policy",
+    "bc_action_error",
+    "evaluate_bc_policy",
+    "make_bc_policy",
+    "save_bc_policy",
+    "train_bc",
+]
