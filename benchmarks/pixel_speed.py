@@ -4,10 +4,15 @@ update): IBRL's ViT Q-network (the paper's ViT and the release's conv-stem ViT),
 and SB3's TD3 ``CnnPolicy`` (NatureCNN) as the yardstick, in one run.
 
     python benchmarks/pixel_speed.py --updates 5 --device cpu
+    python benchmarks/pixel_speed.py --device cuda --updates 200 --encoders paper-vit \
+        --speedups baseline device-replay bf16 compile cudagraphs --il free resnet18 --out speed.json
 
 The replay buffers are filled with random images (``PointGoal-v0`` in ``obs_mode="pixel"`` at 96 x 96 gives the
-spaces: 2-D actions); no env step is timed. IBRL's IL policy is a free callable here, so the numbers are the RL
-update alone (a BC ResNet-18 on the next observations adds its own forward pass per update).
+spaces: 2-D actions); no env step is timed. ``--il free`` makes the IL policy a free callable, so the numbers are the
+RL update alone; ``--il resnet18`` uses the paper's BC network (ResNet-18, GroupNorm) in the bootstrap proposal, as a
+real run does. ``--speedups`` are cumulative, left to right: ``baseline`` (float32, replay in host memory),
+``device-replay`` (images stored on the GPU), ``bf16`` (autocast), ``compile`` (``torch.compile`` of the updates),
+``cudagraphs`` (``mode="reduce-overhead"``). The first update after a change (compilation) is not timed.
 """
 
 import argparse
@@ -25,11 +30,26 @@ from stable_baselines3 import TD3
 import sb3_ibrl  # noqa: F401  (registers PointGoal-v0)
 from sb3_ibrl import IBRL
 
-VARIANTS: dict[str, dict[str, Any]] = {
-    "IBRL ViT (paper: patch 8, depth 3)": dict(encoder="vit"),
-    "IBRL ViT (release: conv stem, depth 1)": dict(encoder="vit", encoder_kwargs=dict(stem="conv", depth=1)),
-    "IBRL DrQ encoder": dict(encoder="drq"),
+ENCODERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "paper-vit": ("IBRL ViT (paper: patch 8, depth 3)", dict(encoder="vit")),
+    "release-vit": ("IBRL ViT (release: conv stem, depth 1)", dict(encoder="vit", encoder_kwargs=dict(stem="conv", depth=1))),
+    "drq": ("IBRL DrQ encoder", dict(encoder="drq")),
 }
+# Cumulative: each adds its options to the previous ones'
+SPEEDUPS: dict[str, dict[str, Any]] = {
+    "baseline": dict(replay_buffer_kwargs=dict(storage_device=None)),
+    "device-replay": dict(replay_buffer_kwargs=dict(storage_device="auto")),
+    "bf16": dict(mixed_precision="bf16"),
+    "compile": dict(compile_updates=True),
+    "cudagraphs": dict(compile_updates="reduce-overhead"),
+}
+
+
+def resnet18_il(env: gym.Env, device: str) -> Any:
+    """The paper's BC policy (ResNet-18 with GroupNorm), untrained: the same forward pass per update as a trained one."""
+    from sb3_ibrl.il.training import make_bc_policy
+
+    return make_bc_policy(env.observation_space, env.action_space).to(device)
 
 
 def fill(model: Any, n: int, seed: int = 0) -> None:
@@ -45,7 +65,9 @@ def fill(model: Any, n: int, seed: int = 0) -> None:
 
 
 def updates_per_second(model: Any, updates: int, batch_size: int) -> float:
-    model.train(gradient_steps=1, batch_size=batch_size)  # warm-up
+    model.train(gradient_steps=3, batch_size=batch_size)  # warm-up (and compilation, when asked for)
+    if model.device.type == "cuda":
+        th.cuda.synchronize()
     start = time.perf_counter()
     model.train(gradient_steps=updates, batch_size=batch_size)
     if model.device.type == "cuda":
@@ -53,23 +75,14 @@ def updates_per_second(model: Any, updates: int, batch_size: int) -> float:
     return updates / (time.perf_counter() - start)
 
 
-def make_models(device: str) -> dict[str, Any]:
-    env = gym.make("PointGoal-v0", obs_mode="pixel", image_size=96)
+def ibrl_model(env: gym.Env, device: str, encoder: dict[str, Any], il: str, options: dict[str, Any]) -> IBRL:
     common = dict(buffer_size=2000, learning_starts=0, gradient_steps=1, policy_delay=1, seed=0, device=device)
-    models: dict[str, Any] = {}
-    for name, policy_kwargs in VARIANTS.items():
-        models[name] = IBRL(
-            "CnnPolicy",
-            env,
-            il_policy=lambda obs: th.zeros(len(obs), 2),
-            n_steps=3,
-            policy_kwargs=dict(n_critics=2, **policy_kwargs),
-            **common,
-        )
-    models["SB3 TD3 CnnPolicy (NatureCNN)"] = TD3("CnnPolicy", env, **common)
-    for model in models.values():
-        model._setup_learn(1)  # sets the logger that train() writes to
-    return models
+    il_policy = resnet18_il(env, device) if il == "resnet18" else (lambda obs: th.zeros(len(obs), 2, device=obs.device))
+    model = IBRL(
+        "CnnPolicy", env, il_policy=il_policy, n_steps=3, policy_kwargs=dict(n_critics=2, **encoder), **common, **options
+    )
+    model._setup_learn(1)  # sets the logger that train() writes to
+    return model
 
 
 def main() -> None:
@@ -77,14 +90,36 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=list(ENCODERS))
+    parser.add_argument("--speedups", nargs="+", default=["baseline"], choices=list(SPEEDUPS))
+    parser.add_argument("--il", nargs="+", default=["free"], choices=["free", "resnet18"])
+    parser.add_argument("--no-td3", action="store_true", help="skip SB3's TD3 CnnPolicy")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args()
-    models = make_models(args.device)
-    results = {}
-    for name, model in models.items():
-        fill(model, 1000)
-        results[name] = updates_per_second(model, args.updates, args.batch_size)
-        print(f"{name:45s} {results[name]:8.2f} updates/s", flush=True)
+    env = gym.make("PointGoal-v0", obs_mode="pixel", image_size=96)
+    results: dict[str, float] = {}
+    for encoder in args.encoders:
+        name, encoder_kwargs = ENCODERS[encoder]
+        for il in args.il:
+            options: dict[str, Any] = {}
+            for speedup in args.speedups:
+                options.update(SPEEDUPS[speedup])
+                label = f"{name} | IL {il} | {'+'.join(args.speedups[: args.speedups.index(speedup) + 1])}"
+                try:
+                    model = ibrl_model(env, args.device, encoder_kwargs, il, options)
+                    fill(model, 1000)
+                    results[label] = updates_per_second(model, args.updates, args.batch_size)
+                except Exception as error:  # a speed-up that fails here is reported, the others still run
+                    results[label] = float("nan")
+                    print(f"{label}: failed: {type(error).__name__}: {error}", flush=True)
+                print(f"{label:90s} {results[label]:8.2f} updates/s", flush=True)
+    if not args.no_td3:
+        common = dict(buffer_size=2000, learning_starts=0, gradient_steps=1, policy_delay=1, seed=0, device=args.device)
+        td3 = TD3("CnnPolicy", env, **common)
+        td3._setup_learn(1)
+        fill(td3, 1000)
+        results["SB3 TD3 CnnPolicy (NatureCNN)"] = updates_per_second(td3, args.updates, args.batch_size)
+        print(f"{'SB3 TD3 CnnPolicy (NatureCNN)':90s} {results['SB3 TD3 CnnPolicy (NatureCNN)']:8.2f} updates/s")
     if args.out:
         machine = dict(platform=platform.platform(), cpus=os.cpu_count(), torch=th.__version__, threads=th.get_num_threads())
         if args.device.startswith("cuda"):

@@ -16,7 +16,8 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_ibrl.data.episodes import Episode, Obs, obs_index, stack_obs
+from sb3_ibrl.data.episodes import Episode, Obs, stack_obs
+from sb3_ibrl.data.storage import allocate, gather, resolve_storage_device, snapshot, to_numpy, write
 
 # Refuse buffers whose arrays would take more than this fraction of the memory available now
 MEMORY_FRACTION = 0.9
@@ -34,6 +35,12 @@ def available_memory_bytes() -> Optional[int]:
     return None
 
 
+def observation_bytes(observation_space: spaces.Space) -> int:
+    """Bytes of one observation (Box or Dict of Box) in its own dtype."""
+    boxes = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
+    return sum(int(np.prod(box.shape)) * np.dtype(box.dtype).itemsize for box in boxes)  # type: ignore[arg-type]
+
+
 def transition_bytes(observation_space: spaces.Space, action_space: spaces.Box) -> int:
     """
     Bytes one transition takes in :class:`NStepBuffer`: one observation (in its own dtype), the action
@@ -43,13 +50,15 @@ def transition_bytes(observation_space: spaces.Space, action_space: spaces.Box) 
     :param action_space: action space
     :return: bytes per transition
     """
-    boxes = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
-    obs_bytes = sum(int(np.prod(box.shape)) * np.dtype(box.dtype).itemsize for box in boxes)  # type: ignore[arg-type]
-    return obs_bytes + 4 * int(np.prod(action_space.shape)) + 4 + 2
+    return observation_bytes(observation_space) + 4 * int(np.prod(action_space.shape)) + 4 + 2
 
 
 def check_buffer_memory(
-    n_transitions: int, observation_space: spaces.Space, action_space: spaces.Box, available: Optional[int] = None
+    n_transitions: int,
+    observation_space: spaces.Space,
+    action_space: spaces.Box,
+    available: Optional[int] = None,
+    device_bytes: int = 0,
 ) -> int:
     """
     Fail early, with the numbers, when a buffer cannot fit in memory (instead of swapping or being
@@ -59,9 +68,10 @@ def check_buffer_memory(
     :param observation_space: observation space
     :param action_space: action space
     :param available: bytes available (read from the system when ``None``)
-    :return: the bytes the buffer needs when full
+    :param device_bytes: bytes kept on a device instead (observations stored on the GPU), not counted here
+    :return: the bytes the buffer needs in host memory when full
     """
-    per_transition = transition_bytes(observation_space, action_space)
+    per_transition = transition_bytes(observation_space, action_space) - device_bytes // max(n_transitions, 1)
     needed = n_transitions * per_transition
     available = available_memory_bytes() if available is None else available
     if available is not None and needed > MEMORY_FRACTION * available:
@@ -71,24 +81,6 @@ def check_buffer_memory(
             f"{int(MEMORY_FRACTION * available / per_transition):,}."
         )
     return needed
-
-
-def _allocate(space: spaces.Space, rows: int, n_envs: int) -> Obs:
-    if isinstance(space, spaces.Dict):
-        return {key: _allocate(sub, rows, n_envs) for key, sub in space.spaces.items()}  # type: ignore[misc]
-    return np.zeros((rows, n_envs, *space.shape), dtype=space.dtype)  # type: ignore[misc]
-
-
-def _write(store: Obs, index: Any, value: Obs) -> None:
-    if isinstance(store, dict):
-        for key in store:
-            store[key][index] = value[key]  # type: ignore[index]
-    else:
-        store[index] = value
-
-
-def _copy(obs: Obs) -> Obs:
-    return {key: np.array(value) for key, value in obs.items()} if isinstance(obs, dict) else np.array(obs)
 
 
 class NStepBuffer(ReplayBuffer):
@@ -104,6 +96,9 @@ class NStepBuffer(ReplayBuffer):
     :param handle_timeout_termination: treat time-limit ends as truncations (bootstrapped), not terminals
     :param n_steps: n of the n-step return (1 gives the one-step TD target)
     :param gamma: discount factor of the n-step return
+    :param storage_device: where observations are kept: ``"auto"`` (on the buffer's device when it is CUDA and the
+        observations hold images, so that batches never cross from the host; else host memory), ``None`` (host
+        memory, numpy) or a torch device
     """
 
     observations: Obs
@@ -120,6 +115,7 @@ class NStepBuffer(ReplayBuffer):
         handle_timeout_termination: bool = True,
         n_steps: int = 1,
         gamma: float = 0.99,
+        storage_device: Optional[Union[str, th.device]] = "auto",
     ):
         if n_steps < 1:
             raise ValueError(f"n_steps must be >= 1, got {n_steps}")
@@ -130,8 +126,13 @@ class NStepBuffer(ReplayBuffer):
         self.n_steps, self.gamma = n_steps, gamma
         self.optimize_memory_usage = False  # SB3's variant of the single-copy idea; this buffer always does it
         self.handle_timeout_termination = handle_timeout_termination
-        self.memory_bytes = check_buffer_memory(buffer_size * n_envs, observation_space, action_space)  # type: ignore[arg-type]
-        self.observations = _allocate(observation_space, buffer_size, n_envs)
+        obs_bytes = buffer_size * n_envs * observation_bytes(observation_space)
+        self.storage_device = resolve_storage_device(storage_device, self.device, observation_space, obs_bytes)
+        on_device = 0 if self.storage_device is None else obs_bytes  # (device memory was checked when resolving)
+        self.memory_bytes = check_buffer_memory(
+            buffer_size * n_envs, observation_space, action_space, device_bytes=on_device  # type: ignore[arg-type]
+        )
+        self.observations = allocate(observation_space, buffer_size, n_envs, self.storage_device)
         self.actions = np.zeros((buffer_size, n_envs, self.action_dim), dtype=np.float32)
         self.rewards = np.zeros((buffer_size, n_envs), dtype=np.float32)
         self.dones = np.zeros((buffer_size, n_envs), dtype=bool)
@@ -152,15 +153,15 @@ class NStepBuffer(ReplayBuffer):
         row = self.pos
         for env_idx in range(self.n_envs):
             self.final_observations.pop((row, env_idx), None)  # its transition is overwritten
-        _write(self.observations, row, obs)
+        write(self.observations, row, obs)
         self.actions[row] = np.asarray(action).reshape(self.n_envs, self.action_dim)
         self.rewards[row] = np.asarray(reward).reshape(self.n_envs)
         self.dones[row] = np.asarray(done).reshape(self.n_envs)
         if self.handle_timeout_termination:
             self.timeouts[row] = [info.get("TimeLimit.truncated", False) for info in infos]
         for env_idx in np.flatnonzero(self.dones[row]):
-            self.final_observations[(row, int(env_idx))] = _copy(obs_index(next_obs, env_idx))
-        self.newest_next_observations = _copy(next_obs)
+            self.final_observations[(row, int(env_idx))] = snapshot(gather(next_obs, env_idx), self.storage_device)
+        self.newest_next_observations = snapshot(next_obs, self.storage_device)
         self.pos = (self.pos + 1) % self.buffer_size
         self.full = self.full or self.pos == 0
 
@@ -176,7 +177,9 @@ class NStepBuffer(ReplayBuffer):
         row = (self.pos - 1) % self.buffer_size
         for env_idx in np.flatnonzero(~self.dones[row]):
             self.dones[row, env_idx] = self.timeouts[row, env_idx] = True
-            self.final_observations[(row, int(env_idx))] = _copy(obs_index(self.newest_next_observations, env_idx))
+            self.final_observations[(row, int(env_idx))] = snapshot(
+                gather(self.newest_next_observations, env_idx), self.storage_device
+            )
 
     def reset(self) -> None:
         super().reset()
@@ -190,14 +193,14 @@ class NStepBuffer(ReplayBuffer):
         :return: the observations, batched along the first axis
         """
         newest = (self.pos - 1) % self.buffer_size
-        following = obs_index(self.observations, ((rows + 1) % self.buffer_size, env_indices))  # a copy (fancy indexing)
+        following = gather(self.observations, ((rows + 1) % self.buffer_size, env_indices))  # a copy (fancy indexing)
         for i in np.flatnonzero(self.dones[rows, env_indices] | (rows == newest)):
             row, env_idx = int(rows[i]), int(env_indices[i])
             if self.dones[row, env_idx]:
                 frame = self.final_observations[(row, env_idx)]
             else:
-                frame = obs_index(self.newest_next_observations, env_idx)  # type: ignore[arg-type]
-            _write(following, i, frame)
+                frame = gather(self.newest_next_observations, env_idx)  # type: ignore[arg-type]
+            write(following, i, frame)
         return following
 
     def sample(self, batch_size: int, env: Optional[VecNormalize] = None) -> ReplayBufferSamples:
@@ -220,7 +223,7 @@ class NStepBuffer(ReplayBuffer):
         last_rows = rows[np.arange(len(rows)), last]  # (batch,)
         terminal = self.dones[last_rows, env_indices] & ~self.timeouts[last_rows, env_indices]  # (batch,)
 
-        obs = self._normalize_obs(obs_index(self.observations, (batch_inds, env_indices)), env)  # type: ignore[arg-type]
+        obs = self._normalize_obs(gather(self.observations, (batch_inds, env_indices)), env)  # type: ignore[arg-type]
         next_obs = self._normalize_obs(self.next_observations_of(last_rows, env_indices), env)  # type: ignore[arg-type]
         return ReplayBufferSamples(
             observations=self._obs_to_torch(obs),
@@ -233,8 +236,34 @@ class NStepBuffer(ReplayBuffer):
 
     def _obs_to_torch(self, obs: Obs) -> Any:
         if isinstance(obs, dict):
-            return {key: self.to_torch(value) for key, value in obs.items()}
-        return self.to_torch(obs)
+            return {key: self._obs_to_torch(value) for key, value in obs.items()}
+        return obs.to(self.device) if isinstance(obs, th.Tensor) else self.to_torch(obs)
+
+    def _normalize_obs(self, obs: Obs, env: Optional[VecNormalize] = None) -> Obs:  # type: ignore[override]
+        if env is None:
+            return obs
+        return super()._normalize_obs(to_numpy(obs), env)  # type: ignore[arg-type]  # VecNormalize works on numpy
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled (save_replay_buffer) in host memory, so that a buffer saved on a GPU loads anywhere
+        state = self.__dict__.copy()
+        state["observations"] = to_numpy(self.observations)
+        state["final_observations"] = {key: to_numpy(value) for key, value in self.final_observations.items()}
+        if self.newest_next_observations is not None:
+            state["newest_next_observations"] = to_numpy(self.newest_next_observations)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        device = state.get("storage_device")
+        if device is not None and device.type == "cuda" and not th.cuda.is_available():
+            device = None  # saved on a GPU, loaded without one: host memory
+        self.storage_device = device
+        if device is not None:
+            self.observations = snapshot(self.observations, device)
+            self.final_observations = {key: snapshot(value, device) for key, value in self.final_observations.items()}
+            if self.newest_next_observations is not None:
+                self.newest_next_observations = snapshot(self.newest_next_observations, device)
 
     def episodes(self) -> list[Episode]:
         """The complete episodes held (env 0, in row order, from a buffer that has not wrapped around)."""
@@ -243,7 +272,8 @@ class NStepBuffer(ReplayBuffer):
         episodes, start = [], 0
         for end in ends:
             rows = np.arange(start, end + 1)
-            obs = stack_obs([*(obs_index(self.observations, (row, 0)) for row in rows), self.final_observations[(end, 0)]])
+            frames = [to_numpy(gather(self.observations, (row, 0))) for row in rows]
+            obs = stack_obs([*frames, to_numpy(self.final_observations[(end, 0)])])
             terminal = not bool(self.timeouts[end, 0])
             episodes.append(Episode(obs, self.actions[rows, 0], self.rewards[rows, 0], terminal))
             start = end + 1

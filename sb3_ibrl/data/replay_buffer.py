@@ -20,6 +20,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_ibrl.data.episodes import Episode, Obs, obs_index, stack_obs
 from sb3_ibrl.data.nstep_buffer import NStepBuffer
+from sb3_ibrl.data.storage import gather, to_numpy
 
 
 class IBRLReplayBuffer(NStepBuffer):
@@ -41,6 +42,8 @@ class IBRLReplayBuffer(NStepBuffer):
     :param success_buffer_size: capacity of the store of successful online episodes (used when ``demo_fraction > 0``)
     :param oversample_successes: with ``demo_fraction > 0``, grow the oversampled set with successful online
         episodes (IBRL, RLPD+); ``False`` oversamples the demonstrations alone (vanilla RLPD, SQIL)
+    :param storage_device: where observations are kept (``"auto"``: on the GPU for images when the device is CUDA;
+        ``None``: host memory), for the demonstrations and successes too (see :class:`NStepBuffer`)
     """
 
     demos: Optional[NStepBuffer]
@@ -60,6 +63,7 @@ class IBRLReplayBuffer(NStepBuffer):
         demo_fraction: float = 0.0,
         success_buffer_size: int = 100_000,
         oversample_successes: bool = True,
+        storage_device: Optional[Union[str, th.device]] = "auto",
     ):
         if not 0.0 <= demo_fraction < 1.0:
             raise ValueError(f"demo_fraction must be in [0, 1), got {demo_fraction}")
@@ -73,6 +77,7 @@ class IBRLReplayBuffer(NStepBuffer):
             handle_timeout_termination,
             n_steps,
             gamma,
+            storage_device,
         )
         self.demo_fraction = demo_fraction
         self.demos = None
@@ -83,7 +88,13 @@ class IBRLReplayBuffer(NStepBuffer):
 
     def _make_store(self, size: int) -> NStepBuffer:
         return NStepBuffer(
-            size, self.observation_space, self.action_space, self.device, n_steps=self.n_steps, gamma=self.gamma
+            size,
+            self.observation_space,
+            self.action_space,
+            self.device,
+            n_steps=self.n_steps,
+            gamma=self.gamma,
+            storage_device=self.storage_device,
         )
 
     @property
@@ -142,8 +153,8 @@ class IBRLReplayBuffer(NStepBuffer):
             length = self._episode_lengths[env_idx]
             if infos[env_idx].get("is_success") and length <= self.buffer_size:
                 rows = np.arange(row - length + 1, row + 1) % self.buffer_size
-                frames = [obs_index(self.observations, (r, env_idx)) for r in rows]
-                obs_seq = stack_obs([*frames, self.final_observations[(row, int(env_idx))]])
+                frames = [to_numpy(gather(self.observations, (r, env_idx))) for r in rows]
+                obs_seq = stack_obs([*frames, to_numpy(self.final_observations[(row, int(env_idx))])])
                 terminal = not infos[env_idx].get("TimeLimit.truncated", False)
                 episode = Episode(obs_seq, self.actions[rows, env_idx], self.rewards[rows, env_idx], terminal)
                 self._add_episode(self.successes, episode)

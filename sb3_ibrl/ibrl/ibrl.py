@@ -19,6 +19,7 @@ from sb3_ibrl.common.spaces import has_image
 from sb3_ibrl.data.demo_files import DemoSource, to_episodes
 from sb3_ibrl.data.episodes import check_episodes
 from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
+from sb3_ibrl.ibrl.acceleration import CompileOption, autocast, check_mixed_precision, compile_kwargs, maybe_compile
 from sb3_ibrl.ibrl.losses import actor_loss, critic_loss, td_target
 from sb3_ibrl.ibrl.policies import (
     CnnPolicy,
@@ -64,7 +65,9 @@ class IBRL(TD3):
     :param tau: soft update coefficient of the target networks, ``1 - rho`` (paper: rho = 0.99)
     :param gamma: discount factor
     :param train_freq: update the model every ``train_freq`` steps
-    :param gradient_steps: critic updates per ``train()`` call
+    :param gradient_steps: critic updates per ``train_freq`` steps of each env: with ``n_envs`` envs, ``learn()``
+        does ``gradient_steps * n_envs`` updates per ``train()`` call, so that the updates per env step (and the
+        learning curves over env steps) do not depend on ``n_envs`` (see ``scale_updates_with_n_envs``)
     :param action_noise: exploration noise added to the RL action before the actor proposal;
         ``None`` uses Gaussian noise of std ``exploration_std``
     :param exploration_std: std of the default exploration noise (paper: 0.1)
@@ -84,6 +87,12 @@ class IBRL(TD3):
     :param warmup: how to act before ``learning_starts``: ``"il"`` (roll out the IL policy, as the release)
         or ``"random"``; without an IL policy it is always random
     :param demo_fraction: fraction of each batch from demos + successful online episodes (paper: 0.5 for Square)
+    :param mixed_precision: ``None`` (float32) or ``"bf16"``: bfloat16 autocast of the encoder and the Q-networks in
+        the updates (parameters and optimizer state stay float32)
+    :param compile_updates: ``torch.compile`` the update functions (encoder, TD target, critic and actor losses):
+        ``False``, ``True``, a mode (``"reduce-overhead"`` adds CUDA graphs) or a dict of ``torch.compile`` arguments
+    :param scale_updates_with_n_envs: ``True``: ``gradient_steps`` counts updates per ``train_freq`` steps of each
+        env (fixed updates per env step whatever ``n_envs``); ``False``: SB3's meaning (per ``train()`` call)
     :param stats_window_size: window size for the rollout logging
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments for the policy (``net_arch``, ``n_critics``, ``dropout``, ...)
@@ -134,6 +143,9 @@ class IBRL(TD3):
         actor_q_reduction: str = "min",
         warmup: str = "il",
         demo_fraction: float = 0.0,
+        mixed_precision: Optional[str] = None,
+        compile_updates: CompileOption = False,
+        scale_updates_with_n_envs: bool = True,
         stats_window_size: int = 100,
         tensorboard_log: Optional[str] = None,
         policy_kwargs: Optional[dict[str, Any]] = None,
@@ -179,6 +191,9 @@ class IBRL(TD3):
         self.actor_q_reduction = actor_q_reduction
         self.warmup = warmup
         self.demo_fraction = demo_fraction
+        self.mixed_precision = mixed_precision
+        self.compile_updates = compile_updates
+        self.scale_updates_with_n_envs = scale_updates_with_n_envs
         if _init_setup_model:
             self._setup_model()
 
@@ -187,6 +202,8 @@ class IBRL(TD3):
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Unknown {name}={getattr(self, name)!r}: expected one of {allowed}")
+        check_mixed_precision(self.mixed_precision)
+        compile_kwargs(self.compile_updates)  # raises on an unknown option
         if self.proposal_beta is not None and self.proposal_beta <= 0:
             raise ValueError(f"proposal_beta must be positive (or None for the greedy choice), got {self.proposal_beta}")
         if not isinstance(self.action_space, spaces.Box) or not np.all(np.isfinite(self.action_space.low)):
@@ -225,6 +242,17 @@ class IBRL(TD3):
             self.add_demonstrations(self.demonstrations)
             self.demonstrations = None  # now in the replay buffer (kept by save_replay_buffer)
         self._il_choices: deque[bool] = deque(maxlen=1000)
+        self._setup_update_functions()
+
+    def _setup_update_functions(self) -> None:
+        """The update functions, compiled when ``compile_updates`` asks for it (looked up again after loading)."""
+        kwargs = compile_kwargs(self.compile_updates)
+        self._compiled = kwargs is not None
+        self._encode_fn = maybe_compile(self.policy.encode, kwargs)
+        self._critic_loss_fn = maybe_compile(critic_loss, kwargs)
+        self._td_target_fn = maybe_compile(td_target, kwargs)
+        self._actor_objective_fn = maybe_compile(self._actor_objective, kwargs)
+        self._updates_per_train_call = 1  # set by collect_rollouts to n_envs (scale_updates_with_n_envs)
 
     def add_demonstrations(self, demonstrations: DemoSource) -> int:
         """
@@ -291,64 +319,71 @@ class IBRL(TD3):
         finally:
             self.policy.act_with_il = act_with_il
 
+    def collect_rollouts(self, *args: Any, **kwargs: Any) -> Any:
+        rollout = super().collect_rollouts(*args, **kwargs)
+        # The train() call that learn() makes next: gradient_steps updates per train_freq steps of each env
+        if self.scale_updates_with_n_envs and self.gradient_steps > 0:
+            self._updates_per_train_call = self.n_envs
+        return rollout
+
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        gradient_steps *= self._updates_per_train_call
+        self._updates_per_train_call = 1
         self.policy.set_training_mode(True)
         self.actor_target.train(self.target_actor_dropout)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
         il_policy = self.il_policy if self.bootstrap_proposal else None
 
-        actor_losses, critic_losses, q_means, target_means, bootstrap_il = [], [], [], [], []
+        stats: dict[str, list[th.Tensor]] = {"critic": [], "actor": [], "q": [], "target": [], "bootstrap_il": []}
         for _ in range(gradient_steps):
             self._n_updates += 1
+            if self._compiled:
+                th.compiler.cudagraph_mark_step_begin()  # CUDA graphs ("reduce-overhead"): a new step's outputs
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = data.discounts if data.discounts is not None else self.gamma
-            # Random shift of images for the critic update; next observations through the online encoder
-            observations = self.policy.augment(data.observations)
-            with th.no_grad():
-                next_encoded = self.policy.encode(self.policy.augment(data.next_observations))
-                next_il_action = il_policy(data.next_observations) if il_policy is not None else None
-
-            target_q, used_il = td_target(
-                next_encoded,
-                next_il_action,
-                data.rewards,
-                data.dones,
-                discounts,
-                self.actor_target,
-                self.critic_target,
-                self.target_policy_noise,
-                self.target_noise_clip,
-            )
-            encoded = self.policy.encode(observations)
-            loss, current_q = critic_loss(self.critic, encoded, data.actions, target_q)
+            with autocast(self.device, self.mixed_precision):
+                # Random shift of images for the critic update; next observations through the online encoder
+                observations = self.policy.augment(data.observations)
+                with th.no_grad():
+                    next_encoded = self._encode_fn(self.policy.augment(data.next_observations))
+                    next_il_action = il_policy(data.next_observations) if il_policy is not None else None
+                target_q, used_il = self._td_target_fn(
+                    next_encoded, next_il_action, data.rewards, data.dones, discounts, self.actor_target, self.critic_target,
+                    self.target_policy_noise, self.target_noise_clip,
+                )  # fmt: skip
+                encoded = self._encode_fn(observations)
+                loss, current_q = self._critic_loss_fn(self.critic, encoded, data.actions, target_q)
             self.critic.optimizer.zero_grad()
             loss.backward()
             self.critic.optimizer.step()
             ema_update(self.critic.target_parameters(), self.critic_target.target_parameters(), self.tau)  # Alg. 1 line 17
-            critic_losses.append(loss.item())
-            q_means.append(current_q.mean().item())
-            target_means.append(target_q.mean().item())
-            bootstrap_il.append(used_il.float().mean().item())
+            # Kept on the device: one synchronization per train() call, not per update
+            stats["critic"].append(loss.detach().clone())  # a copy: CUDA graphs reuse their outputs' memory
+            stats["q"].append(current_q.detach().float().mean())
+            stats["target"].append(target_q.detach().float().mean())
+            stats["bootstrap_il"].append(used_il.float().mean())
 
             if self._n_updates % self.policy_delay == 0:  # after G critic updates, one actor update (Alg. 1 line 19)
-                if not self.policy.augment_actor and observations is not data.observations:
-                    with th.no_grad():
-                        encoded = self.policy.encode(data.observations)
-                loss = self._actor_objective(encoded, data)
+                with autocast(self.device, self.mixed_precision):
+                    if not self.policy.augment_actor and observations is not data.observations:
+                        with th.no_grad():
+                            encoded = self._encode_fn(data.observations)
+                    loss = self._actor_objective_fn(encoded, data)
                 self.actor.optimizer.zero_grad()
                 loss.backward()
                 self.actor.optimizer.step()
                 ema_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)  # Alg. 1 line 20
-                actor_losses.append(loss.item())
+                stats["actor"].append(loss.detach().clone())
 
+        means = {name: th.stack(values).float().mean().item() for name, values in stats.items() if values}
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/critic_loss", np.mean(critic_losses))
-        if actor_losses:
-            self.logger.record("train/actor_loss", np.mean(actor_losses))
-        self.logger.record("train/q_values", np.mean(q_means))
-        self.logger.record("train/target_q_values", np.mean(target_means))
+        self.logger.record("train/critic_loss", means["critic"])
+        if "actor" in means:
+            self.logger.record("train/actor_loss", means["actor"])
+        self.logger.record("train/q_values", means["q"])
+        self.logger.record("train/target_q_values", means["target"])
         if il_policy is not None:
-            self.logger.record("train/bootstrap_il_fraction", np.mean(bootstrap_il))
+            self.logger.record("train/bootstrap_il_fraction", means["bootstrap_il"])
         if self._il_choices:
             self.logger.record("rollout/il_action_fraction", self.il_action_fraction)
 
@@ -376,4 +411,7 @@ class IBRL(TD3):
 
     def _excluded_save_params(self) -> list[str]:
         # The IL policy is kept (pickled with the model); demonstrations live in the replay buffer
-        return [*super()._excluded_save_params(), "demonstrations", "_il_choices"]
+        # The update functions are rebuilt after loading (compiled ones cannot be pickled)
+        update_functions = ["_encode_fn", "_critic_loss_fn", "_td_target_fn", "_actor_objective_fn", "_compiled"]
+        update_functions.append("_updates_per_train_call")
+        return [*super()._excluded_save_params(), "demonstrations", "_il_choices", *update_functions]

@@ -1,0 +1,60 @@
+"""
+Speed options of the updates: bf16 autocast and ``torch.compile`` of the update functions (LeanRL's recipe: compile
+the pure update functions, and use CUDA graphs with ``mode="reduce-overhead"``).
+
+Both are plain values, usable from YAML: ``mixed_precision=None | "bf16"``, ``compile_updates=False | True | "<mode>"
+| {torch.compile keyword arguments}``.
+"""
+
+import contextlib
+from typing import Any, Callable, Optional, Union
+
+import torch as th
+
+MIXED_PRECISION = (None, "bf16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CompileOption = Union[bool, str, dict[str, Any]]
+
+
+def check_mixed_precision(mixed_precision: Optional[str]) -> None:
+    """Raise a ``ValueError`` naming the choices for an unknown ``mixed_precision``."""
+    if mixed_precision not in MIXED_PRECISION:
+        raise ValueError(f"Unknown mixed_precision={mixed_precision!r}: expected one of {MIXED_PRECISION}")
+
+
+def autocast(device: th.device, mixed_precision: Optional[str]) -> contextlib.AbstractContextManager:
+    """
+    The context of the forward passes of an update: bf16 autocast (matmuls and convolutions in bfloat16, reductions
+    and losses in float32; the parameters, gradients and optimizer state stay float32), or nothing.
+
+    :param device: the model's device
+    :param mixed_precision: ``None`` or ``"bf16"``
+    """
+    if mixed_precision is None:
+        return contextlib.nullcontext()
+    return th.autocast(device_type=device.type, dtype=th.bfloat16)
+
+
+def compile_kwargs(option: CompileOption) -> Optional[dict[str, Any]]:
+    """
+    Keyword arguments of ``torch.compile`` for a ``compile_updates`` option, or ``None`` when it is off.
+
+    :param option: ``False`` (off), ``True`` (default mode), a mode name (``"reduce-overhead"``: CUDA graphs), or a
+        dict of ``torch.compile`` keyword arguments (e.g. ``{"backend": "aot_eager"}``)
+    """
+    if option is False or option is None:
+        return None
+    if option is True:
+        return {}
+    if isinstance(option, str):
+        if option not in COMPILE_MODES:
+            raise ValueError(f"Unknown compile_updates mode {option!r}: expected a bool, a dict or one of {COMPILE_MODES}")
+        return {"mode": option}
+    if isinstance(option, dict):
+        return dict(option)
+    raise TypeError(f"compile_updates must be a bool, a mode name or a dict of torch.compile arguments, got {option!r}")
+
+
+def maybe_compile(fn: Callable, kwargs: Optional[dict[str, Any]]) -> Callable:
+    """``torch.compile(fn, **kwargs)``, or ``fn`` itself when ``kwargs`` is ``None``."""
+    return fn if kwargs is None else th.compile(fn, **kwargs)

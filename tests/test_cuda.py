@@ -1,0 +1,97 @@
+"""
+CUDA: every path places its tensors on the model's device (skipped without a GPU; run it whenever one is available).
+
+    python -m pytest -q tests/test_cuda.py
+"""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+
+import sb3_ibrl  # noqa: F401  (registers PointGoal-v0)
+from sb3_ibrl import IBRL, RLPD, PtFt
+from sb3_ibrl.common.evaluation import record_episodes
+from sb3_ibrl.envs import PointGoalExpert
+from sb3_ibrl.il.training import save_bc_policy, train_bc
+
+pytestmark = pytest.mark.skipif(not th.cuda.is_available(), reason="needs a CUDA GPU")
+
+TINY_VIT = dict(encoder="vit", encoder_kwargs=dict(embed_dim=16, depth=1, num_heads=2), q_hidden_dim=32, net_arch=[32, 32])
+OBS_MODES = {"MlpPolicy": "state", "CnnPolicy": "pixel", "MultiInputPolicy": "pixel_proprio"}
+SMALL = dict(learning_starts=30, batch_size=32, gradient_steps=1, policy_delay=1, buffer_size=2000, seed=0)
+
+
+def make_env(policy: str) -> gym.Env:
+    return gym.make("PointGoal-v0", obs_mode=OBS_MODES[policy])
+
+
+@pytest.fixture(scope="module", params=list(OBS_MODES))
+def setup(request, tmp_path_factory):
+    """A policy name, its demos and a BC policy trained on them (on the GPU), saved to a file."""
+    policy = request.param
+    env = make_env(policy)
+    expert_input = "obs" if policy == "MlpPolicy" else "state"  # the expert reads the state
+    demos = record_episodes(env, PointGoalExpert(seed=0), n_episodes=2, seed=0, act_fn_input=expert_input)
+    bc = train_bc(demos, env.observation_space, env.action_space, n_batches=20, batch_size=32, device="cuda")
+    path = str(tmp_path_factory.mktemp("bc") / "bc.zip")
+    save_bc_policy(bc, path)
+    return policy, demos, path
+
+
+def _ibrl(policy: str, demos, il_path: str, **kwargs) -> IBRL:
+    policy_kwargs = dict(net_arch=[32, 32]) if policy == "MlpPolicy" else dict(TINY_VIT, n_critics=2)
+    return IBRL(policy, make_env(policy), il_policy=il_path, demonstrations=demos, device="cuda",
+                policy_kwargs=policy_kwargs, **{**SMALL, **kwargs})  # fmt: skip
+
+
+def test_learn_save_load_predict_on_cuda(setup, tmp_path):
+    policy, demos, il_path = setup
+    model = _ibrl(policy, demos, il_path).learn(80)
+    assert model.device.type == "cuda" and model.il_policy.device.type == "cuda"
+    assert all(p.device.type == "cuda" for p in model.policy.parameters())
+    if policy != "MlpPolicy":  # images stay on the GPU in the replay buffer
+        assert model.replay_buffer.storage_device.type == "cuda"
+    obs = make_env(policy).reset(seed=3)[0]
+    action, _ = model.predict(obs, deterministic=True)
+    model.save(tmp_path / "model.zip")
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    loaded = IBRL.load(tmp_path / "model.zip", env=make_env(policy), device="cuda")
+    np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], action, atol=1e-5)
+    loaded.load_replay_buffer(tmp_path / "buffer.pkl")
+    loaded.learn(40, reset_num_timesteps=False)
+
+
+def test_model_saved_on_cuda_loads_on_cpu(setup, tmp_path):
+    policy, demos, il_path = setup
+    model = _ibrl(policy, demos, il_path).learn(60)
+    obs = make_env(policy).reset(seed=4)[0]
+    action, _ = model.predict(obs, deterministic=True)
+    model.save(tmp_path / "model.zip")
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    cpu = IBRL.load(tmp_path / "model.zip", env=make_env(policy), device="cpu")
+    assert cpu.device.type == "cpu" and cpu.il_policy.device.type == "cpu"
+    np.testing.assert_allclose(cpu.predict(obs, deterministic=True)[0], action, atol=1e-4)
+    cpu.load_replay_buffer(tmp_path / "buffer.pkl")
+    assert cpu.replay_buffer.device.type == "cpu"
+    cpu.learn(40, reset_num_timesteps=False)
+
+
+@pytest.mark.parametrize("options", [dict(mixed_precision="bf16"), dict(compile_updates=True),
+                                     dict(compile_updates="reduce-overhead", mixed_precision="bf16")])  # fmt: skip
+def test_speed_options_on_cuda(setup, options):
+    policy, demos, il_path = setup
+    model = _ibrl(policy, demos, il_path, **options).learn(80)
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+    assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
+
+
+def test_baselines_on_cuda(setup):
+    policy, demos, _ = setup
+    if policy != "MlpPolicy":
+        pytest.skip("the baselines share IBRL's code paths; states are enough")
+    for algo in (RLPD, PtFt):
+        model = algo(policy, make_env(policy), demonstrations=demos, device="cuda", policy_kwargs=dict(net_arch=[32, 32]),
+                     **SMALL)  # fmt: skip
+        model.learn(60)
+        assert all(p.device.type == "cuda" for p in model.policy.parameters())
