@@ -8,7 +8,6 @@ from typing import Any, ClassVar, Optional, TypeVar, Union
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
 from stable_baselines3.common.policies import BasePolicy
@@ -20,6 +19,8 @@ from sb3_ibrl.data.demo_files import DemoSource, to_episodes
 from sb3_ibrl.data.episodes import check_episodes
 from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.ibrl.losses import actor_loss, critic_loss, td_target
+from sb3_ibrl.ibrl.options import check_ibrl_options
+from sb3_ibrl.ibrl.persistence import PathOrFile, atomic_save, il_policy_custom_objects, resumable_buffer
 from sb3_ibrl.ibrl.policies import (
     CnnPolicy,
     EnsembleCritic,
@@ -183,14 +184,7 @@ class IBRL(TD3):
             self._setup_model()
 
     def _check_options(self) -> None:
-        choices = {"proposal_critic": ("online", "target"), "actor_q_reduction": ("min", "mean"), "warmup": ("il", "random")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"Unknown {name}={getattr(self, name)!r}: expected one of {allowed}")
-        if self.proposal_beta is not None and self.proposal_beta <= 0:
-            raise ValueError(f"proposal_beta must be positive (or None for the greedy choice), got {self.proposal_beta}")
-        if not isinstance(self.action_space, spaces.Box) or not np.all(np.isfinite(self.action_space.low)):
-            raise ValueError(f"IBRL needs a bounded continuous (Box) action space, got {self.action_space}")
+        check_ibrl_options(self)  # a clear ValueError for any bad option, before anything is built
 
     def _setup_model(self) -> None:
         self._check_options()
@@ -373,6 +367,46 @@ class IBRL(TD3):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+    def save(self, path: PathOrFile, exclude: Optional[Any] = None, include: Optional[Any] = None) -> None:
+        """SB3's ``save``, atomic: written beside ``path``, then renamed onto it (a failed save keeps the old file)."""
+        atomic_save(lambda target: super(IBRL, self).save(target, exclude, include), path, "zip")
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfIBRL],
+        path: PathOrFile,
+        env: Optional[GymEnv] = None,
+        device: Union[th.device, str] = "auto",
+        custom_objects: Optional[dict[str, Any]] = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfIBRL:
+        """
+        SB3's ``load``; a saved IL policy that cannot be unpickled raises an ``ImportError`` that says how to load
+        without it (``il_policy=`` replaces it, ``custom_objects={"il_policy": None}`` drops it).
+        """
+        custom_objects = il_policy_custom_objects(path, custom_objects, kwargs)
+        return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)  # type: ignore
+
+    def save_replay_buffer(self, path: PathOrFile) -> None:
+        """SB3's ``save_replay_buffer`` (demos included), atomic as :meth:`save`."""
+        atomic_save(lambda target: super(IBRL, self).save_replay_buffer(target), path, "pkl")
+
+    def load_replay_buffer(self, path: PathOrFile, truncate_last_traj: bool = True) -> None:
+        """
+        Load a replay buffer saved by :meth:`save_replay_buffer`.
+
+        :param path: the pickled replay buffer
+        :param truncate_last_traj: end the episodes that were open when it was saved as time-limit truncations, so
+            that collection resumed in reset envs (``learn(reset_num_timesteps=False)`` after ``IBRL.load``) never
+            continues them with another episode's frames; ``False``: the same envs continue the same episodes
+        """
+        previous = self.replay_buffer
+        super().load_replay_buffer(path, truncate_last_traj)
+        loaded, self.replay_buffer = self.replay_buffer, previous  # kept only if it fits the model
+        self.replay_buffer = resumable_buffer(loaded, self.n_envs if self.env is not None else None, truncate_last_traj)
 
     def _excluded_save_params(self) -> list[str]:
         # The IL policy is kept (pickled with the model); demonstrations live in the replay buffer
