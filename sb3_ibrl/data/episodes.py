@@ -221,8 +221,8 @@ def _check_values(where: str, what: str, values: np.ndarray, space: Optional[spa
             step = _first_step(bad)
             example = values[step][bad[step]].flat[0] if values.ndim > 1 else values[step]
             raise ValueError(
-                f"{where} has {'a non-finite' if not np.isfinite(example) else 'a huge'} value ({example}) in its {what} "
-                f"at step {step} ({int(bad.sum())} such values in the episode): it would make every network parameter "
+                f"{where} has {'a non-finite' if not np.isfinite(example) else 'a huge'} value ({example:.6g}) in its {what} "
+                f"at step {step} ({int(bad.sum())} such in the episode): it would make every network parameter "
                 f"NaN. Fix or drop this episode (values must be finite and within +-{MAX_ABS_DEMO_VALUE:g})."
             )
     if space is None or not isinstance(space, spaces.Box) or not np.issubdtype(space.dtype, np.integer):  # type: ignore[arg-type]

@@ -91,7 +91,7 @@ def check_buffer_memory(
         while low < high:
             middle = (low + high + 1) // 2
             low, high = (middle, high) if needed_for(middle) <= MEMORY_FRACTION * available else (low, middle - 1)
-        stores = f"{n_envs} envs" + (", successful episodes" if success_buffer_size else "")
+        stores = f"{n_envs} env{'s' if n_envs > 1 else ''}" + (", successful episodes" if success_buffer_size else "")
         stores += f", {extra_transitions:,} demonstration transitions" if extra_transitions else ""
         fix = (
             f"Lower buffer_size to at most {low:,}."
