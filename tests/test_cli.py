@@ -32,7 +32,7 @@ def test_every_command_line_help(name):
     assert result.stdout.startswith("usage:") and expected in " ".join(result.stdout.split()), result.stdout
 
 
-def test_bc_uses_one_thread_for_the_mlp_and_restores_the_count(tmp_path, capsys):
+def test_bc_uses_one_thread_by_default_and_restores_the_count(tmp_path, capsys):
     from sb3_ibrl.common.evaluation import record_episodes
     from sb3_ibrl.data.demo_files import save_episodes
     from sb3_ibrl.envs import PointGoalExpert
@@ -46,16 +46,16 @@ def test_bc_uses_one_thread_for_the_mlp_and_restores_the_count(tmp_path, capsys)
         assert "(mlp, torch threads: 1)" in capsys.readouterr().out and th.get_num_threads() == 2
         run(make_parser().parse_args([*args, "--out", str(tmp_path / "bc2.zip"), "--threads", "2"]))
         assert "(mlp, torch threads: 2)" in capsys.readouterr().out
-        with torch_threads(None):
-            assert th.get_num_threads() == 2
+        with torch_threads(1):
+            assert th.get_num_threads() == 1
+        assert th.get_num_threads() == 2
     finally:
         th.set_num_threads(before)
 
 
-def test_zoo_trains_mlp_policies_with_one_thread_unless_told():
+def test_zoo_trains_with_one_thread_unless_told():
     threads = th.get_num_threads()
-    assert choose_torch_threads("MlpPolicy", threads, ["train.py", "--algo", "ibrl"]) == 1
-    assert choose_torch_threads("MlpPolicy", threads, ["train.py", "--num-threads", "4"]) is None
-    assert choose_torch_threads("MlpPolicy", threads, ["train.py", "--num-threads=4"]) is None
-    assert choose_torch_threads("MlpPolicy", threads + 1, ["train.py"]) is None  # changed since rl-zoo3 was imported
-    assert choose_torch_threads("CnnPolicy", threads, ["train.py"]) is None
+    assert choose_torch_threads(threads, ["train.py", "--algo", "ibrl"]) == 1
+    assert choose_torch_threads(threads, ["train.py", "--num-threads", "4"]) is None
+    assert choose_torch_threads(threads, ["train.py", "--num-threads=4"]) is None
+    assert choose_torch_threads(threads + 1, ["train.py"]) is None  # changed since rl-zoo3 was imported

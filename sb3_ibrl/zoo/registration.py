@@ -13,8 +13,8 @@ What is patched, all in place (rl-zoo3 modules share the same dict objects):
 - ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` / ``HYPERPARAMS_CONVERTER``: the IBRL sampler for ``-optimize``;
 - ``rl_zoo3.exp_manager.ExperimentManager``: without ``-conf``, ``--algo ibrl`` reads sb3-ibrl's
   ``hyperparams/ibrl.yml``; after reading the hyperparameters, missing ``demonstrations`` / ``il_policy`` files
-  are generated (:func:`sb3_ibrl.zoo.assets.ensure_assets`), and an ``MlpPolicy`` config trains with 1 torch thread
-  unless ``--num-threads`` is given (:func:`choose_torch_threads`). Other algorithms are untouched.
+  are generated (:func:`sb3_ibrl.zoo.assets.ensure_assets`), and training uses 1 torch thread unless
+  ``--num-threads`` is given (:func:`choose_torch_threads`). Other algorithms are untouched.
 """
 
 import functools
@@ -46,13 +46,12 @@ def default_config_path() -> str:
     raise FileNotFoundError(f"sb3-ibrl's {CONFIG_NAME} is missing: looked for {', '.join(map(str, candidates))}")
 
 
-def choose_torch_threads(policy: Any, threads_at_import: int, argv: Sequence[str]) -> Optional[int]:
+def choose_torch_threads(threads_at_import: int, argv: Sequence[str]) -> Optional[int]:
     """
-    The torch thread count for training IBRL with rl-zoo3: 1 for ``MlpPolicy`` (small networks gain nothing from
-    more threads, and on a busy machine torch's default of one per core runs many times slower), unless the user chose
-    one (``--num-threads``); image policies keep torch's default.
+    The torch thread count for training IBRL with rl-zoo3: 1 unless the user chose one (``--num-threads``). Torch's
+    default, one per core, runs many times slower on a busy machine (the small state networks gain nothing from more
+    threads; on a shared 2-core machine even the BC ResNet ran 2-3x slower with 2 threads than with 1).
 
-    :param policy: the ``policy`` of the hyperparameters
     :param threads_at_import: torch's thread count when rl-zoo3 was imported (before ``--num-threads`` applied)
     :param argv: the command line
     :return: the number of threads to set, or ``None`` to leave it
@@ -60,7 +59,7 @@ def choose_torch_threads(policy: Any, threads_at_import: int, argv: Sequence[str
     import torch as th
 
     chosen = any(arg.startswith("--num-threads") for arg in argv) or th.get_num_threads() != threads_at_import
-    return 1 if policy == "MlpPolicy" and not chosen else None
+    return None if chosen else 1
 
 
 def _register_algo(zoo: ModuleType) -> None:
@@ -101,11 +100,9 @@ def _patch_experiment_manager(exp_manager: ModuleType) -> None:
             from sb3_ibrl.zoo.assets import ensure_assets
 
             ensure_assets(self.env_name.gym_id, hyperparams, env_kwargs=hyperparams.get("env_kwargs") or self.env_kwargs)
-            threads = choose_torch_threads(hyperparams.get("policy"), threads_at_import, sys.argv)
+            threads = choose_torch_threads(threads_at_import, sys.argv)
             if threads is not None:
-                print(
-                    f"sb3-ibrl: training {hyperparams.get('policy')} with {threads} torch thread (--num-threads N to change)"
-                )
+                print(f"sb3-ibrl: training with {threads} torch thread (--num-threads N to change)", flush=True)
                 th.set_num_threads(threads)
         return hyperparams, saved_hyperparams
 
