@@ -58,8 +58,9 @@ class IBRL(TD3):
     :param demonstrations: demonstrations that prefill the replay buffer: a demo file path, imitation
         ``Trajectory`` / ``Transitions``, or ``Episode`` objects
     :param learning_rate: Adam learning rate (paper: 1e-4)
-    :param buffer_size: size of the replay buffer (online transitions; demos are kept on top). ``None``: 1M for
-        vector observations, 300K for images (about 7.7 GiB at 3 x 96 x 96: every frame is stored once, as uint8)
+    :param buffer_size: size of the replay buffer: online transitions of all envs together, as in SB3 (demos are kept
+        on top). ``None``: 1M for vector observations, 300K for images (about 7.7 GiB at 3 x 96 x 96: every frame is
+        stored once, as uint8)
     :param learning_starts: env steps before learning starts (acting with the IL policy, or randomly, until then)
     :param batch_size: minibatch size
     :param tau: soft update coefficient of the target networks, ``1 - rho`` (paper: rho = 0.99)
