@@ -384,10 +384,7 @@ class IBRL(TD3):
         force_reset: bool = True,
         **kwargs: Any,
     ) -> SelfIBRL:
-        """
-        SB3's ``load``; a saved IL policy that cannot be unpickled raises an ``ImportError`` that says how to load
-        without it (``il_policy=`` replaces it, ``custom_objects={"il_policy": None}`` drops it).
-        """
+        """SB3's ``load``; an IL policy that cannot be unpickled raises an ``ImportError`` that says how to do without."""
         custom_objects = il_policy_custom_objects(path, custom_objects, kwargs)
         return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)  # type: ignore
 
@@ -397,12 +394,8 @@ class IBRL(TD3):
 
     def load_replay_buffer(self, path: PathOrFile, truncate_last_traj: bool = True) -> None:
         """
-        Load a replay buffer saved by :meth:`save_replay_buffer`.
-
-        :param path: the pickled replay buffer
-        :param truncate_last_traj: end the episodes that were open when it was saved as time-limit truncations, so
-            that collection resumed in reset envs (``learn(reset_num_timesteps=False)`` after ``IBRL.load``) never
-            continues them with another episode's frames; ``False``: the same envs continue the same episodes
+        Load a replay buffer saved by :meth:`save_replay_buffer`; ``truncate_last_traj``: end the episodes open at the save
+        as time-limit truncations, so that resumed collection (in reset envs) never continues them with other frames.
         """
         previous = self.replay_buffer
         super().load_replay_buffer(path, truncate_last_traj)
