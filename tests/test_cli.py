@@ -43,9 +43,9 @@ def test_bc_uses_one_thread_by_default_and_restores_the_count(tmp_path, capsys):
     try:
         th.set_num_threads(2)
         run(make_parser().parse_args([*args, "--out", str(tmp_path / "bc.zip")]))
-        assert "(mlp, torch threads: 1)" in capsys.readouterr().out and th.get_num_threads() == 2
+        assert "(mlp) for 3 batches (torch threads: 1)" in capsys.readouterr().out and th.get_num_threads() == 2
         run(make_parser().parse_args([*args, "--out", str(tmp_path / "bc2.zip"), "--threads", "2"]))
-        assert "(mlp, torch threads: 2)" in capsys.readouterr().out
+        assert "(mlp) for 3 batches (torch threads: 2)" in capsys.readouterr().out
         with torch_threads(1):
             assert th.get_num_threads() == 1
         assert th.get_num_threads() == 2

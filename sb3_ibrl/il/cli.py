@@ -192,8 +192,8 @@ def torch_threads(n_threads: Optional[int]) -> Iterator[None]:
 def _train_save_evaluate(args: argparse.Namespace, episodes: list[Episode], env: gym.Env, features: str) -> dict[str, Any]:
     n_transitions = sum(len(ep) for ep in episodes)
     print(
-        f"{len(episodes)} demos, {n_transitions} transitions; training BC ({features}, torch threads: "
-        f"{th.get_num_threads()}) for {args.n_batches} batches"
+        f"{len(episodes)} demos, {n_transitions} transitions; training BC ({features}) for {args.n_batches} batches "
+        f"(torch threads: {th.get_num_threads()})"
     )
     start = time.perf_counter()
     trainer = train_bc(
