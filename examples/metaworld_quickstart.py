@@ -1,6 +1,7 @@
 """
 The main job on Meta-World from states: 3 scripted demos -> BC with imitation -> IBRL, printing the success curve
-and saving it (PNG with matplotlib, always CSV). About 10 minutes on 2 CPU cores with the defaults.
+and saving it (PNG with matplotlib, always CSV). 22 minutes with the defaults, measured on 2 CPU cores shared with other
+jobs (less on idle cores).
 
     python examples/metaworld_quickstart.py                                  # CoffeePush, 24000 env steps
     python examples/metaworld_quickstart.py --task Assembly --steps 12000 --seed 1 --out runs/assembly

@@ -99,7 +99,7 @@ def test_compiled_updates_give_the_same_parameters():
     compiled = IBRL(
         "MlpPolicy", "PointGoal-v0", il_policy=constant_il, compile_updates=dict(backend="aot_eager"), **SETTINGS
     ).learn(120)
-    assert plain._critic_loss_fn is critic_loss and compiled._critic_loss_fn is not critic_loss  # really compiled
+    assert plain._fns.critic_loss is critic_loss and compiled._fns.critic_loss is not critic_loss  # really compiled
     th.testing.assert_close(parameters(compiled), parameters(plain), rtol=1e-5, atol=1e-6)
     assert not th.equal(parameters(plain), parameters(IBRL("MlpPolicy", "PointGoal-v0", **SETTINGS)))  # it learned
 

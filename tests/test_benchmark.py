@@ -120,6 +120,37 @@ def test_report_tables_and_plots(tmp_path):
         write_report(str(tmp_path / "nothing"))
 
 
+def test_each_method_has_one_colour_in_every_panel_and_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from sb3_ibrl.benchmark.report import curves_figure, method_color
+
+    def seeds(final):
+        return {0: [(1000, dict(success_rate=final / 2, il_fraction=0.2)), (2000, dict(success_rate=final, il_fraction=0.3))]}
+
+    # Panels with different method sets (plotting order used to pick the colours): one colour per method everywhere
+    curves = {"A": {m: seeds(0.5) for m in ("bc", "ibrl", "rlpd+")}, "B": {m: seeds(0.4) for m in METHODS}}
+    colours = {}
+    for key in ("success_rate", "il_fraction"):
+        fig = curves_figure(curves, key)
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                method = line.get_label().split(" (")[0]
+                colours.setdefault(method, set()).add(to_hex(line.get_color()))
+                if method == "BC":
+                    assert line.get_linestyle() == "--"
+        plt.close(fig)
+    assert all(len(found) == 1 for found in colours.values()), colours
+    assert colours["BC"] == {to_hex("tab:gray")} and colours["ibrl"] == {to_hex(method_color("ibrl"))}
+    named = [to_hex(method_color(method)) for method in METHODS]
+    assert len(set(named)) == len(named)  # every method of the runner has a colour of its own
+    assert method_color("my-method") == method_color("my-method") and to_hex(method_color("my-method")) not in named
+
+
 def test_methods_build_the_right_models_and_ablations():
     env = gym.make("PointGoal-v0")
     settings = dict(get_task("PointGoal-v0").rl_settings)

@@ -48,7 +48,9 @@ def _imports(path: pathlib.Path, modules: set[str]) -> set[str]:
 @pytest.mark.parametrize("old", sorted(MOVED_MODULES))
 def test_old_module_paths_warn_and_resolve(old: str) -> None:
     name = MOVED_NAMES[old]
-    new = next(importlib.import_module(target) for target in MOVED_MODULES[old] if hasattr(importlib.import_module(target), name))
+    new = next(
+        importlib.import_module(target) for target in MOVED_MODULES[old] if hasattr(importlib.import_module(target), name)
+    )
     with pytest.warns(DeprecationWarning, match=rf"sb3_ibrl\.common\.{old} moved: import {name} from {new.__name__}"):
         moved = getattr(importlib.import_module(f"sb3_ibrl.common.{old}"), name)
     assert moved is getattr(new, name)
@@ -75,7 +77,7 @@ def test_no_import_cycle() -> None:
         state[name] = 1
         for dep in sorted(graph[name]):
             if state.get(dep) == 1:
-                cycle = path[path.index(dep) :] + [dep]
+                cycle = [*path[path.index(dep) :], dep]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if dep not in state:
                 visit(dep, [*path, dep])

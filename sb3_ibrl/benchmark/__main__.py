@@ -25,7 +25,8 @@ def make_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run methods x tasks x seeds (resumable)")
     run.add_argument("--tasks", nargs="+", default=["PointGoal-v0"], help=f"env ids, among: {' '.join(known_task_ids())}")
-    methods_help = "; ".join(f"{name}: {spec.description}" for name, spec in METHODS.items())
+    # argparse formats help texts with %: the descriptions' "50%" must be escaped
+    methods_help = "; ".join(f"{name}: {spec.description}" for name, spec in METHODS.items()).replace("%", "%%")
     run.add_argument("--methods", nargs="+", default=["ibrl", "rlpd+", "bc"], help=methods_help)
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--profile", choices=PROFILES, default="paper", help="settings profile (see sb3_ibrl.benchmark.tasks)")

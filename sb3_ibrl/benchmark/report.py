@@ -7,6 +7,7 @@ the mean episode lengths (Table 1).
 import json
 import math
 import os
+import zlib
 from collections import defaultdict
 from typing import Any
 
@@ -16,6 +17,37 @@ from sb3_ibrl.benchmark.methods import METHODS
 from sb3_ibrl.benchmark.runner import collect_results, read_curve
 
 Curves = dict[str, dict[str, dict[int, list[tuple[int, dict[str, float]]]]]]  # task -> method -> seed -> rows
+
+# One colour per method, the same in every panel and figure (matplotlib's "tab" colours; BC: the dashed grey line)
+BC_STYLE = dict(color="tab:gray", linestyle="--")
+METHOD_COLORS = {
+    "ibrl": "tab:blue",
+    "rlpd+": "tab:orange",
+    "rlpd": "tab:brown",
+    "td3+demos": "tab:green",
+    "ptft": "tab:red",
+    "ptft-sqf": "tab:pink",
+    "sqil": "tab:olive",
+    "ibrl-actor-only": "tab:purple",
+    "ibrl-no-dropout": "tab:cyan",
+    "ibrl-drq": "black",
+}
+# For methods not in the table: a colour derived from the name (the same in every figure)
+OTHER_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#386cb0")
+
+
+def method_color(method: str) -> str:
+    """
+    The colour of a method in every plot.
+
+    :param method: the method name of the CSV
+    :return: a matplotlib colour
+    """
+    if method == "bc":
+        return BC_STYLE["color"]
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    return OTHER_COLORS[zlib.crc32(method.encode()) % len(OTHER_COLORS)]
 
 
 def load_curves(results_csv: str) -> Curves:
@@ -61,6 +93,20 @@ def plot_curves(curves: Curves, path: str, key: str = "success_rate", ylabel: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig = curves_figure(curves, key, ylabel)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def curves_figure(curves: Curves, key: str = "success_rate", ylabel: str = "success rate") -> Any:
+    """
+    The figure of :func:`plot_curves`: one panel per task, each method in its :func:`method_color`, one legend.
+
+    :return: the matplotlib figure (close it with ``plt.close``)
+    """
+    import matplotlib.pyplot as plt
+
     tasks = sorted(curves)
     n_cols = min(3, len(tasks))
     n_rows = math.ceil(len(tasks) / n_cols)
@@ -74,11 +120,11 @@ def plot_curves(curves: Curves, path: str, key: str = "success_rate", ylabel: st
                 continue
             if method == "bc":
                 if key == "success_rate":
-                    ax.axhline(values.mean(), color="gray", linestyle="--", label=f"BC (n={len(seeds)})")
+                    ax.axhline(values.mean(), **BC_STYLE, label=f"BC (n={len(seeds)})")  # type: ignore[arg-type]
                 continue
-            mean = values.mean(axis=0)
-            line = ax.plot(steps, mean, marker="o", markersize=3, label=f"{method} (n={len(seeds)})")[0]
-            ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.1)
+            mean, color = values.mean(axis=0), method_color(method)
+            ax.plot(steps, mean, color=color, marker="o", markersize=3, label=f"{method} (n={len(seeds)})")
+            ax.fill_between(steps, values.min(axis=0), values.max(axis=0), color=color, alpha=0.1)
         ax.set(title=task, xlabel="env steps", ylabel=ylabel, ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
     handles, labels = {}, {}
@@ -88,9 +134,7 @@ def plot_curves(curves: Curves, path: str, key: str = "success_rate", ylabel: st
             labels.setdefault(label.split(" (")[0], label)
     fig.legend(list(handles.values()), list(labels.values()), fontsize=7, loc="center right")
     fig.tight_layout(rect=(0, 0, 1 - 1.7 / fig.get_figwidth(), 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _asset_info(out_dir: str, task: str) -> list[dict[str, Any]]:

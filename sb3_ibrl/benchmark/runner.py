@@ -219,8 +219,7 @@ def run_one(task: TaskSpec, method: str, seed: int, config: RunConfig, log: Call
     assert spec.algo is not None
     if os.path.exists(model_path) and os.path.exists(buffer_path):
         model = spec.algo.load(model_path, env=env)
-        model.load_replay_buffer(buffer_path)
-        model.replay_buffer.truncate_open_episodes()
+        model.load_replay_buffer(buffer_path)  # ends the interrupted episodes (the envs start new ones)
         rows = [row for row in rows if int(row["env_steps"]) <= model.num_timesteps]
         log(f"[{task.env_id} {method} seed {seed}] resumed at {model.num_timesteps} env steps")
     else:

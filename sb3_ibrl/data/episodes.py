@@ -8,15 +8,22 @@ it by :mod:`sb3_ibrl.data.demo_files`). ``imitation`` is never imported here: it
 so this module works whether or not ``imitation`` is installed.
 """
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 from gymnasium import spaces
 
 # An observation batch: an array, or a dict of arrays (Dict observation spaces)
 Obs = Union[np.ndarray, dict[str, np.ndarray]]
+
+# Demo observations and rewards beyond this magnitude are refused: such values (e.g. 1e30 from a corrupt file)
+# overflow float32 in the networks' LayerNorm and in the squared TD error, and every parameter becomes NaN
+MAX_ABS_DEMO_VALUE = 1e10
+# Demo actions may exceed the action bounds by float rounding without a warning
+ACTION_BOUND_TOLERANCE = 1e-5
 
 
 def obs_index(obs: Obs, index: Any) -> Obs:
@@ -156,6 +163,13 @@ def check_episodes(episodes: Sequence[Episode], observation_space: spaces.Space,
             )
         if not np.isfinite(ep.acts).all():
             raise ValueError(f"Demonstration episode {i} has non-finite actions")
+        _check_values(f"Demonstration episode {i}", "rewards", ep.rews, None)
+        for key, values in ep.obs.items() if isinstance(ep.obs, dict) else [(None, ep.obs)]:
+            what, space = (
+                ("observations", observation_space) if key is None else (f"'{key}' observations", observation_space[key])
+            )
+            _check_values(f"Demonstration episode {i}", what, values, space)
+    _warn_out_of_bounds_actions(episodes, action_space)
 
 
 def _check_obs(episode: int, obs: Obs, observation_space: spaces.Space) -> None:
@@ -182,4 +196,80 @@ def _check_obs(episode: int, obs: Obs, observation_space: spaces.Space) -> None:
         raise ValueError(
             f"Demonstration episode {episode} has observations of shape {tuple(obs.shape[1:])}, "
             f"but the env's observation space has shape {tuple(observation_space.shape)}"
+        )
+
+
+def _first_step(mask: np.ndarray) -> int:
+    """The first step (leading index) where ``mask`` holds anywhere."""
+    return int(np.flatnonzero(mask.reshape(len(mask), -1).any(axis=1))[0])
+
+
+def _check_values(where: str, what: str, values: np.ndarray, space: Optional[spaces.Space]) -> None:
+    """
+    Refuse demo values that would silently ruin a run: non-finite or huge floats, and images that would not survive
+    the conversion to the space's integer dtype (float images in [0, 1] become black, values outside [0, 255] wrap).
+
+    :param where: names the episode, for messages
+    :param what: names the values, for messages
+    :param values: the values, steps along the first axis
+    :param space: the observation space they must fit (``None`` for rewards)
+    """
+    values = np.asarray(values)
+    if np.issubdtype(values.dtype, np.floating):
+        bad = ~np.isfinite(values) | (np.abs(values) > MAX_ABS_DEMO_VALUE)
+        if bad.any():
+            step = _first_step(bad)
+            example = values[step][bad[step]].flat[0] if values.ndim > 1 else values[step]
+            raise ValueError(
+                f"{where} has {'a non-finite' if not np.isfinite(example) else 'a huge'} value ({example:.6g}) in its {what} "
+                f"at step {step} ({int(bad.sum())} such in the episode): it would make every network parameter "
+                f"NaN. Fix or drop this episode (values must be finite and within +-{MAX_ABS_DEMO_VALUE:g})."
+            )
+    if space is None or not isinstance(space, spaces.Box) or not np.issubdtype(space.dtype, np.integer):  # type: ignore[arg-type]
+        return
+    info = np.iinfo(space.dtype)  # type: ignore[arg-type]
+    low, high = max(int(np.min(space.low)), info.min), min(int(np.max(space.high)), info.max)
+    if values.dtype == space.dtype and (low, high) == (info.min, info.max):
+        return  # e.g. uint8 images for a uint8 space: nothing can be lost
+    outside = (values < low) | (values > high)
+    if outside.any():
+        step = _first_step(outside)
+        raise ValueError(
+            f"{where} has {what} outside [{low}, {high}] at step {step} (e.g. {values[step][outside[step]].flat[0]}), "
+            f"but the env's observations are {np.dtype(space.dtype).name} (stored as such, they would wrap around). "  # type: ignore[arg-type]
+            f"Convert the images to {np.dtype(space.dtype).name} in [{low}, {high}] first."  # type: ignore[arg-type]
+        )
+    if np.issubdtype(values.dtype, np.floating):
+        fractional = values != np.round(values)
+        if fractional.any():
+            step = _first_step(fractional)
+            hint = (
+                "They look scaled to [0, 1]: convert them with np.round(obs * 255).astype(np.uint8)."
+                if values.max() <= 1.0
+                else f"Convert them to {np.dtype(space.dtype).name} first."  # type: ignore[arg-type]
+            )
+            raise ValueError(
+                f"{where} has float {what} with fractional values at step {step} "
+                f"(e.g. {values[step][fractional[step]].flat[0]}), but the env's observations are "
+                f"{np.dtype(space.dtype).name} images: stored as such, they would be truncated "  # type: ignore[arg-type]
+                f"(values in [0, 1] become black frames). {hint}"
+            )
+
+
+def _warn_out_of_bounds_actions(episodes: Sequence[Episode], action_space: spaces.Box) -> None:
+    """Warn, naming the first episode and step, when demo actions exceed the action bounds beyond float rounding."""
+    low, high = np.asarray(action_space.low, np.float32), np.asarray(action_space.high, np.float32)
+    n_outside, n_values, first = 0, 0, None
+    for i, ep in enumerate(episodes):
+        outside = (ep.acts < low - ACTION_BOUND_TOLERANCE) | (ep.acts > high + ACTION_BOUND_TOLERANCE)
+        n_outside, n_values = n_outside + int(outside.sum()), n_values + outside.size
+        if first is None and outside.any():
+            first = (i, _first_step(outside), ep.acts[_first_step(outside)])
+    if first is not None:
+        warnings.warn(
+            f"{n_outside} of {n_values} demonstration action values are outside the env's action bounds "
+            f"[{low}, {high}] (first: episode {first[0]}, step {first[1]}, action {first[2]}). IBRL stores them clipped "
+            "to the bounds; behaviour cloning learns them as given. If the demos were recorded in other units, rescale "
+            "them to the env's.",
+            stacklevel=3,
         )

@@ -53,32 +53,63 @@ def transition_bytes(observation_space: spaces.Space, action_space: spaces.Box) 
     return observation_bytes(observation_space) + 4 * int(np.prod(action_space.shape)) + 4 + 2
 
 
+def stored_transitions(buffer_size: int, n_envs: int = 1, success_buffer_size: int = 0) -> int:
+    """
+    Transitions held when full: ``buffer_size // n_envs`` rows of ``n_envs`` envs (``buffer_size`` counts the
+    transitions of all envs, as in SB3), plus the store of successful episodes (``min(success_buffer_size, buffer_size)``).
+    """
+    return max(buffer_size // n_envs, 1) * n_envs + min(success_buffer_size, buffer_size)
+
+
 def check_buffer_memory(
-    n_transitions: int,
+    buffer_size: int,
     observation_space: spaces.Space,
     action_space: spaces.Box,
     available: Optional[int] = None,
-    device_bytes: int = 0,
+    n_envs: int = 1,
+    success_buffer_size: int = 0,
+    extra_transitions: int = 0,
+    on_device: bool = False,
 ) -> int:
     """
     Fail early, with the numbers, when a buffer cannot fit in memory (instead of swapping or being
-    killed once it fills up: numpy allocates lazily).
+    killed once it fills up: numpy allocates lazily). Every store counts: the online transitions of all envs, the
+    successful episodes kept for oversampling and the demonstrations.
 
-    :param n_transitions: capacity in transitions (``buffer_size * n_envs``)
+    :param buffer_size: capacity in transitions, all envs together (as SB3's ``buffer_size``)
     :param observation_space: observation space
     :param action_space: action space
     :param available: bytes available (read from the system when ``None``)
-    :param device_bytes: bytes kept on a device instead (observations stored on the GPU), not counted here
-    :return: the bytes the buffer needs in host memory when full
+    :param n_envs: number of envs (each gets ``buffer_size // n_envs`` rows)
+    :param success_buffer_size: capacity of the store of successful episodes (0: none)
+    :param extra_transitions: transitions held besides, whatever ``buffer_size`` is (the demonstrations)
+    :param on_device: the observations are stored on a device (GPU), not in host memory: they are not counted here
+    :return: the bytes the stores need in host memory when full
     """
-    per_transition = transition_bytes(observation_space, action_space) - device_bytes // max(n_transitions, 1)
-    needed = n_transitions * per_transition
+    per_transition = transition_bytes(observation_space, action_space)
+    if on_device:
+        per_transition -= observation_bytes(observation_space)
+
+    def needed_for(size: int) -> int:
+        return (stored_transitions(size, n_envs, success_buffer_size) + extra_transitions) * per_transition
+
+    needed = needed_for(buffer_size)
     available = available_memory_bytes() if available is None else available
     if available is not None and needed > MEMORY_FRACTION * available:
+        low, high = 0, buffer_size  # the largest buffer_size that fits (needed_for grows with it): bisection
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if needed_for(middle) <= MEMORY_FRACTION * available else (low, middle - 1)
+        stores = f"{n_envs} env{'s' if n_envs > 1 else ''}" + (", successful episodes" if success_buffer_size else "")
+        stores += f", {extra_transitions:,} demonstration transitions" if extra_transitions else ""
+        fix = (
+            f"Lower buffer_size to at most {low:,}."
+            if low >= 1
+            else "Even the smallest buffer_size does not fit: use fewer demonstrations or a machine with more memory."
+        )
         raise MemoryError(
-            f"A replay buffer of {n_transitions:,} transitions x {per_transition:,} bytes needs {needed / 2**30:.1f} GiB "
-            f"when full, but only {available / 2**30:.1f} GiB of memory is available. Lower buffer_size to at most "
-            f"{int(MEMORY_FRACTION * available / per_transition):,}."
+            f"A replay buffer of buffer_size={buffer_size:,} ({stores}; {per_transition:,} bytes per transition) needs "
+            f"{needed / 2**30:.1f} GiB when full, but only {available / 2**30:.1f} GiB of memory is available. {fix}"
         )
     return needed
 
@@ -87,7 +118,8 @@ class NStepBuffer(ReplayBuffer):
     """
     Replay buffer with n-step returns that stores every observation once (see the module docstring).
 
-    :param buffer_size: max number of transitions per env
+    :param buffer_size: max number of transitions, all envs together (as SB3's ``ReplayBuffer``: each env gets
+        ``buffer_size // n_envs`` rows)
     :param observation_space: observation space (Box or Dict of Box)
     :param action_space: action space
     :param device: PyTorch device
@@ -121,17 +153,20 @@ class NStepBuffer(ReplayBuffer):
             raise ValueError(f"n_steps must be >= 1, got {n_steps}")
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
+        total_size, buffer_size = buffer_size, max(
+            buffer_size // n_envs, 1
+        )  # rows per env, as SB3's ReplayBuffer: buffer_size counts all envs
         # A ReplayBuffer for SB3 (save / load_replay_buffer check it), but with its own storage: skip ReplayBuffer.__init__
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
         self.n_steps, self.gamma = n_steps, gamma
         self.optimize_memory_usage = False  # SB3's variant of the single-copy idea; this buffer always does it
         self.handle_timeout_termination = handle_timeout_termination
-        obs_bytes = buffer_size * n_envs * observation_bytes(observation_space)
-        self.storage_device = resolve_storage_device(storage_device, self.device, observation_space, obs_bytes)
-        on_device = 0 if self.storage_device is None else obs_bytes  # (device memory was checked when resolving)
+        self.storage_device = resolve_storage_device(
+            storage_device, self.device, observation_space, buffer_size * n_envs * observation_bytes(observation_space)
+        )  # (device memory is checked there)
         self.memory_bytes = check_buffer_memory(
-            buffer_size * n_envs, observation_space, action_space, device_bytes=on_device  # type: ignore[arg-type]
-        )
+            total_size, observation_space, action_space, n_envs=n_envs, on_device=self.storage_device is not None
+        )  # type: ignore[arg-type]
         self.observations = allocate(observation_space, buffer_size, n_envs, self.storage_device)
         self.actions = np.zeros((buffer_size, n_envs, self.action_dim), dtype=np.float32)
         self.rewards = np.zeros((buffer_size, n_envs), dtype=np.float32)

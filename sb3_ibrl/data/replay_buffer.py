@@ -16,11 +16,19 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_ibrl.data.episodes import Episode, Obs, obs_index, stack_obs
-from sb3_ibrl.data.nstep_buffer import NStepBuffer
-from sb3_ibrl.data.storage import gather, to_numpy
+from sb3_ibrl.data.nstep_buffer import (
+    NStepBuffer,
+    available_memory_bytes,
+    check_buffer_memory,
+    observation_bytes,
+    stored_transitions,
+    transition_bytes,
+)
+from sb3_ibrl.data.storage import gather, resolve_storage_device, to_numpy
 
 
 class IBRLReplayBuffer(NStepBuffer):
@@ -28,7 +36,7 @@ class IBRLReplayBuffer(NStepBuffer):
     Replay buffer with n-step returns, permanent demonstrations and optional oversampling of
     demonstrations + successful episodes.
 
-    :param buffer_size: max number of online transitions
+    :param buffer_size: max number of online transitions, all envs together (as SB3's ``buffer_size``)
     :param observation_space: observation space
     :param action_space: action space
     :param device: PyTorch device
@@ -67,6 +75,20 @@ class IBRLReplayBuffer(NStepBuffer):
     ):
         if not 0.0 <= demo_fraction < 1.0:
             raise ValueError(f"demo_fraction must be in [0, 1), got {demo_fraction}")
+        keep_successes = demo_fraction > 0 and oversample_successes
+        # One check for every store, before any is made: the online transitions and the successful episodes
+        n_stored = stored_transitions(buffer_size, n_envs, success_buffer_size * keep_successes)
+        storage_device = resolve_storage_device(
+            storage_device, get_device(device), observation_space, n_stored * observation_bytes(observation_space)
+        )
+        memory_bytes = check_buffer_memory(
+            buffer_size,
+            observation_space,
+            action_space,
+            n_envs=n_envs,
+            success_buffer_size=success_buffer_size * keep_successes,
+            on_device=storage_device is not None,
+        )
         super().__init__(
             buffer_size,
             observation_space,
@@ -82,8 +104,8 @@ class IBRLReplayBuffer(NStepBuffer):
         self.demo_fraction = demo_fraction
         self.demos = None
         self.oversample_successes = oversample_successes
-        keep_successes = demo_fraction > 0 and oversample_successes
         self.successes = self._make_store(min(success_buffer_size, buffer_size)) if keep_successes else None
+        self.memory_bytes = memory_bytes
         self._episode_lengths = np.zeros(self.n_envs, dtype=np.int64)
 
     def _make_store(self, size: int) -> NStepBuffer:
@@ -116,10 +138,32 @@ class IBRLReplayBuffer(NStepBuffer):
         """
         held = [] if self.demos is None else self.demos.episodes()  # already scaled
         new = [Episode(ep.obs, scale_action(ep.acts), ep.rews, ep.terminal) for ep in episodes]
+        self._check_memory_with_demos(sum(len(ep) for ep in held + new))
         store = self._make_store(sum(len(ep) for ep in held + new))
         for ep in held + new:
             self._add_episode(store, ep)
         self.demos = store
+
+    def _check_memory_with_demos(self, n_demo_transitions: int) -> None:
+        """The memory check of every store, with the demonstrations (a ``MemoryError`` when they do not all fit)."""
+        available = available_memory_bytes()
+        if available is None:
+            return
+        # The transitions written so far (and the demonstrations held, replaced) are already out of `available`
+        written = self.size() * self.n_envs + self.n_success_transitions + self.n_demo_transitions
+        on_device = self.storage_device is not None
+        host_bytes = transition_bytes(self.observation_space, self.action_space)  # type: ignore[arg-type]
+        host_bytes -= observation_bytes(self.observation_space) if on_device else 0
+        check_buffer_memory(
+            self.buffer_size * self.n_envs,
+            self.observation_space,
+            self.action_space,  # type: ignore[arg-type]
+            available=available + written * host_bytes,
+            n_envs=self.n_envs,
+            success_buffer_size=0 if self.successes is None else self.successes.buffer_size,
+            extra_transitions=n_demo_transitions,
+            on_device=on_device,
+        )
 
     @staticmethod
     def _add_episode(store: NStepBuffer, episode: Episode) -> None:

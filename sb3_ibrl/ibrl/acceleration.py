@@ -7,6 +7,7 @@ Both are plain values, usable from YAML: ``mixed_precision=None | "bf16"``, ``co
 """
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
 import torch as th
@@ -58,3 +59,29 @@ def compile_kwargs(option: CompileOption) -> Optional[dict[str, Any]]:
 def maybe_compile(fn: Callable, kwargs: Optional[dict[str, Any]]) -> Callable:
     """``torch.compile(fn, **kwargs)``, or ``fn`` itself when ``kwargs`` is ``None``."""
     return fn if kwargs is None else th.compile(fn, **kwargs)
+
+
+@dataclass
+class UpdateFunctions:
+    """The functions of one update, compiled or not: encoder, TD target, critic loss and actor objective."""
+
+    encode: Callable
+    td_target: Callable
+    critic_loss: Callable
+    actor_objective: Callable
+    compiled: bool
+
+    @classmethod
+    def build(
+        cls, option: CompileOption, encode: Callable, td_target: Callable, critic_loss: Callable, actor_objective: Callable
+    ) -> "UpdateFunctions":
+        """
+        :param option: the ``compile_updates`` option
+        :param encode: the policy's encoder call
+        :param td_target: the TD target with the bootstrap proposal
+        :param critic_loss: the critic loss
+        :param actor_objective: the algorithm's actor loss (baselines override it)
+        """
+        kwargs = compile_kwargs(option)
+        fns = [maybe_compile(fn, kwargs) for fn in (encode, td_target, critic_loss, actor_objective)]
+        return cls(*fns, compiled=kwargs is not None)

@@ -8,7 +8,6 @@ from typing import Any, ClassVar, Optional, TypeVar, Union
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
 from stable_baselines3.common.policies import BasePolicy
@@ -19,8 +18,10 @@ from sb3_ibrl.common.spaces import has_image
 from sb3_ibrl.data.demo_files import DemoSource, to_episodes
 from sb3_ibrl.data.episodes import check_episodes
 from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
-from sb3_ibrl.ibrl.acceleration import CompileOption, autocast, check_mixed_precision, compile_kwargs, maybe_compile
+from sb3_ibrl.ibrl.acceleration import CompileOption, UpdateFunctions, autocast
 from sb3_ibrl.ibrl.losses import actor_loss, critic_loss, td_target
+from sb3_ibrl.ibrl.options import check_ibrl_options
+from sb3_ibrl.ibrl.persistence import SaveLoadHooks
 from sb3_ibrl.ibrl.policies import (
     CnnPolicy,
     EnsembleCritic,
@@ -40,7 +41,7 @@ VECTOR_BUFFER_SIZE = 1_000_000
 IMAGE_BUFFER_SIZE = 300_000
 
 
-class IBRL(TD3):
+class IBRL(SaveLoadHooks, TD3):
     """
     Imitation Bootstrapped Reinforcement Learning (IBRL), with a TD3 backbone.
 
@@ -58,8 +59,9 @@ class IBRL(TD3):
     :param demonstrations: demonstrations that prefill the replay buffer: a demo file path, imitation
         ``Trajectory`` / ``Transitions``, or ``Episode`` objects
     :param learning_rate: Adam learning rate (paper: 1e-4)
-    :param buffer_size: size of the replay buffer (online transitions; demos are kept on top). ``None``: 1M for
-        vector observations, 300K for images (about 7.7 GiB at 3 x 96 x 96: every frame is stored once, as uint8)
+    :param buffer_size: size of the replay buffer: online transitions of all envs together, as in SB3 (demos are kept
+        on top). ``None``: 1M for vector observations, 300K for images (about 7.7 GiB at 3 x 96 x 96: every frame is
+        stored once, as uint8)
     :param learning_starts: env steps before learning starts (acting with the IL policy, or randomly, until then)
     :param batch_size: minibatch size
     :param tau: soft update coefficient of the target networks, ``1 - rho`` (paper: rho = 0.99)
@@ -197,20 +199,8 @@ class IBRL(TD3):
         if _init_setup_model:
             self._setup_model()
 
-    def _check_options(self) -> None:
-        choices = {"proposal_critic": ("online", "target"), "actor_q_reduction": ("min", "mean"), "warmup": ("il", "random")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"Unknown {name}={getattr(self, name)!r}: expected one of {allowed}")
-        check_mixed_precision(self.mixed_precision)
-        compile_kwargs(self.compile_updates)  # raises on an unknown option
-        if self.proposal_beta is not None and self.proposal_beta <= 0:
-            raise ValueError(f"proposal_beta must be positive (or None for the greedy choice), got {self.proposal_beta}")
-        if not isinstance(self.action_space, spaces.Box) or not np.all(np.isfinite(self.action_space.low)):
-            raise ValueError(f"IBRL needs a bounded continuous (Box) action space, got {self.action_space}")
-
     def _setup_model(self) -> None:
-        self._check_options()
+        check_ibrl_options(self)  # a clear ValueError for any bad option, before anything is built
         if self.replay_buffer_class is None:
             self.replay_buffer_class = IBRLReplayBuffer
         if issubclass(self.replay_buffer_class, IBRLReplayBuffer):
@@ -242,16 +232,10 @@ class IBRL(TD3):
             self.add_demonstrations(self.demonstrations)
             self.demonstrations = None  # now in the replay buffer (kept by save_replay_buffer)
         self._il_choices: deque[bool] = deque(maxlen=1000)
-        self._setup_update_functions()
-
-    def _setup_update_functions(self) -> None:
-        """The update functions, compiled when ``compile_updates`` asks for it (looked up again after loading)."""
-        kwargs = compile_kwargs(self.compile_updates)
-        self._compiled = kwargs is not None
-        self._encode_fn = maybe_compile(self.policy.encode, kwargs)
-        self._critic_loss_fn = maybe_compile(critic_loss, kwargs)
-        self._td_target_fn = maybe_compile(td_target, kwargs)
-        self._actor_objective_fn = maybe_compile(self._actor_objective, kwargs)
+        # The update functions, compiled when compile_updates asks for it (rebuilt after loading)
+        self._fns = UpdateFunctions.build(
+            self.compile_updates, self.policy.encode, td_target, critic_loss, self._actor_objective
+        )
         self._updates_per_train_call = 1  # set by collect_rollouts to n_envs (scale_updates_with_n_envs)
 
     def add_demonstrations(self, demonstrations: DemoSource) -> int:
@@ -337,7 +321,7 @@ class IBRL(TD3):
         stats: dict[str, list[th.Tensor]] = {"critic": [], "actor": [], "q": [], "target": [], "bootstrap_il": []}
         for _ in range(gradient_steps):
             self._n_updates += 1
-            if self._compiled:
+            if self._fns.compiled:
                 th.compiler.cudagraph_mark_step_begin()  # CUDA graphs ("reduce-overhead"): a new step's outputs
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
             discounts = data.discounts if data.discounts is not None else self.gamma
@@ -345,14 +329,14 @@ class IBRL(TD3):
                 # Random shift of images for the critic update; next observations through the online encoder
                 observations = self.policy.augment(data.observations)
                 with th.no_grad():
-                    next_encoded = self._encode_fn(self.policy.augment(data.next_observations))
+                    next_encoded = self._fns.encode(self.policy.augment(data.next_observations))
                     next_il_action = il_policy(data.next_observations) if il_policy is not None else None
-                target_q, used_il = self._td_target_fn(
+                target_q, used_il = self._fns.td_target(
                     next_encoded, next_il_action, data.rewards, data.dones, discounts, self.actor_target, self.critic_target,
                     self.target_policy_noise, self.target_noise_clip,
                 )  # fmt: skip
-                encoded = self._encode_fn(observations)
-                loss, current_q = self._critic_loss_fn(self.critic, encoded, data.actions, target_q)
+                encoded = self._fns.encode(observations)
+                loss, current_q = self._fns.critic_loss(self.critic, encoded, data.actions, target_q)
             self.critic.optimizer.zero_grad()
             loss.backward()
             self.critic.optimizer.step()
@@ -367,8 +351,8 @@ class IBRL(TD3):
                 with autocast(self.device, self.mixed_precision):
                     if not self.policy.augment_actor and observations is not data.observations:
                         with th.no_grad():
-                            encoded = self._encode_fn(data.observations)
-                    loss = self._actor_objective_fn(encoded, data)
+                            encoded = self._fns.encode(data.observations)
+                    loss = self._fns.actor_objective(encoded, data)
                 self.actor.optimizer.zero_grad()
                 loss.backward()
                 self.actor.optimizer.step()
@@ -412,6 +396,4 @@ class IBRL(TD3):
     def _excluded_save_params(self) -> list[str]:
         # The IL policy is kept (pickled with the model); demonstrations live in the replay buffer
         # The update functions are rebuilt after loading (compiled ones cannot be pickled)
-        update_functions = ["_encode_fn", "_critic_loss_fn", "_td_target_fn", "_actor_objective_fn", "_compiled"]
-        update_functions.append("_updates_per_train_call")
-        return [*super()._excluded_save_params(), "demonstrations", "_il_choices", *update_functions]
+        return [*super()._excluded_save_params(), "demonstrations", "_il_choices", "_fns", "_updates_per_train_call"]

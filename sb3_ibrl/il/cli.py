@@ -12,12 +12,13 @@ optionally reports its success rate. The library code lives in :mod:`sb3_ibrl.il
 """
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Optional
 
 import gymnasium as gym
@@ -52,7 +53,13 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-episodes", type=int, default=0, help="episodes to measure the success rate (default: 0)")
     parser.add_argument("--device", default="auto", help="torch device (default: auto)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy small machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default: 1, which cannot slow down on a busy machine as more threads do: 22-35x for the "
+        "MLP, 2-3x for the ResNet on a shared 2-core machine; give more on an idle many-core machine)",
+    )
     parser.add_argument("--env-kwargs", default=None, help="JSON dict of keyword arguments for gym.make, e.g. '{\"a\": 1}'")
     parser.add_argument("--gym-packages", nargs="+", default=(), help="modules to import first (they register envs)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -152,10 +159,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.eval_episodes < 0:
         raise ValueError(f"--eval-episodes must be non-negative, got {args.eval_episodes}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
-        th.set_num_threads(args.threads)
+    if args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
     episodes = load_demos(args.demos, args.n_demos, args.obs_keys)
     env = _make_env(args)
     episodes = match_image_layout(episodes, env.observation_space)
@@ -164,8 +169,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     except ValueError as error:
         raise ValueError(f"The demos in {args.demos} do not match env {args.env}: {error}") from error
     features = resolve_features(args.features, env.observation_space)
+    with torch_threads(args.threads):
+        return _train_save_evaluate(args, episodes, env, features)
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads: Optional[int]) -> Iterator[None]:
+    """
+    Run with ``n_threads`` torch CPU threads (``None``: as they are), then restore the previous number.
+
+    :param n_threads: the number of threads
+    """
+    previous = th.get_num_threads()
+    if n_threads is not None:
+        th.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        th.set_num_threads(previous)
+
+
+def _train_save_evaluate(args: argparse.Namespace, episodes: list[Episode], env: gym.Env, features: str) -> dict[str, Any]:
     n_transitions = sum(len(ep) for ep in episodes)
-    print(f"{len(episodes)} demos, {n_transitions} transitions; training BC ({features}) for {args.n_batches} batches")
+    print(
+        f"{len(episodes)} demos, {n_transitions} transitions; training BC ({features}) for {args.n_batches} batches "
+        f"(torch threads: {th.get_num_threads()})"
+    )
     start = time.perf_counter()
     trainer = train_bc(
         episodes,

@@ -64,12 +64,30 @@ class FrozenILPolicy(nn.Module):
         if isinstance(self.policy, BasePolicy):
             actions = self.policy._predict(observation, deterministic=True)
             if self.policy.squash_output:  # already in [-1, 1] (e.g. TD3 / SAC actors)
+                self._check_finite(actions, observation)
                 return actions.clamp(-1.0, 1.0).float()
         else:
             actions = th.as_tensor(self.policy(observation), dtype=th.float32, device=self.device)
         actions = actions.reshape(actions.shape[0], -1).float()
+        self._check_finite(actions, observation)
         actions = th.minimum(th.maximum(actions, self.low), self.high)  # clip to the action bounds
         return 2.0 * (actions - self.low) / (self.high - self.low) - 1.0
+
+    def _check_finite(self, actions: th.Tensor, observation: Union[th.Tensor, dict[str, th.Tensor]]) -> None:
+        """
+        Refuse NaN / infinite IL actions: one of them, even where the actor proposal rejects the IL action,
+        reaches the TD target and turns every network parameter NaN within a few updates.
+        """
+        finite = th.isfinite(actions).reshape(len(actions), -1).all(dim=1)  # (batch,)
+        if bool(finite.all()):  # one check per call (per batch): cheap, see benchmarks/finite_check_cost.py
+            return
+        row, n_bad = int(th.nonzero(~finite)[0, 0]), int((~finite).sum())
+        raise ValueError(
+            f"The IL policy ({self.description}) returned a non-finite action {actions[row].tolist()} for observation "
+            f"{row} of a batch of {len(actions)} ({n_bad} such rows): {describe_observation(observation, row)}. "
+            "IBRL cannot use it (it would turn every network parameter NaN). Make the IL policy return finite actions for "
+            "such observations (e.g. check the inputs it was trained on, or wrap it to replace NaN)."
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled (e.g. inside ``IBRL.save``) on the CPU, so a model saved on a GPU loads anywhere
@@ -81,6 +99,29 @@ class FrozenILPolicy(nn.Module):
 
     def extra_repr(self) -> str:
         return f"from={self.description}"
+
+
+def describe_observation(observation: Union[th.Tensor, dict[str, th.Tensor]], row: int, max_values: int = 16) -> str:
+    """
+    One observation of a batch, for error messages: its values when small, else its shape and range.
+
+    :param observation: a batch of observations (tensor or dict of tensors)
+    :param row: which one
+    :param max_values: print the values of observations with at most this many
+    """
+    if isinstance(observation, dict):
+        return (
+            "{"
+            + ", ".join(f"{key!r}: {describe_observation(value, row, max_values)}" for key, value in observation.items())
+            + "}"
+        )
+    value = observation[row].detach().float().cpu()
+    if value.numel() <= max_values:
+        return f"observation {[round(x, 6) for x in value.flatten().tolist()]}"
+    finite = value[th.isfinite(value)]
+    value_range = f"[{finite.min().item():.4g}, {finite.max().item():.4g}]" if finite.numel() else "no finite value"
+    n_nonfinite = value.numel() - finite.numel()
+    return f"observation of shape {tuple(value.shape)}, finite values in {value_range}, {n_nonfinite} non-finite values"
 
 
 def _is_imitation_bc(obj: Any) -> bool:

@@ -13,15 +13,18 @@ What is patched, all in place (rl-zoo3 modules share the same dict objects):
 - ``rl_zoo3.hyperparams_opt.HYPERPARAMS_SAMPLER`` / ``HYPERPARAMS_CONVERTER``: the IBRL sampler for ``-optimize``;
 - ``rl_zoo3.exp_manager.ExperimentManager``: without ``-conf``, ``--algo ibrl`` reads sb3-ibrl's
   ``hyperparams/ibrl.yml``; after reading the hyperparameters, missing ``demonstrations`` / ``il_policy`` files
-  are generated (:func:`sb3_ibrl.zoo.assets.ensure_assets`). Other algorithms are untouched.
+  are generated (:func:`sb3_ibrl.zoo.assets.ensure_assets`), and training uses 1 torch thread unless
+  ``--num-threads`` is given (:func:`choose_torch_threads`). Other algorithms are untouched.
 """
 
 import functools
 import importlib
 import inspect
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 ALGO_NAME = "ibrl"
 CONFIG_NAME = f"{ALGO_NAME}.yml"
@@ -41,6 +44,22 @@ def default_config_path() -> str:
         if candidate.is_file():
             return str(candidate)
     raise FileNotFoundError(f"sb3-ibrl's {CONFIG_NAME} is missing: looked for {', '.join(map(str, candidates))}")
+
+
+def choose_torch_threads(threads_at_import: int, argv: Sequence[str]) -> Optional[int]:
+    """
+    The torch thread count for training IBRL with rl-zoo3: 1 unless the user chose one (``--num-threads``). Torch's
+    default, one per core, runs many times slower on a busy machine (the small state networks gain nothing from more
+    threads; on a shared 2-core machine even the BC ResNet ran 2-3x slower with 2 threads than with 1).
+
+    :param threads_at_import: torch's thread count when rl-zoo3 was imported (before ``--num-threads`` applied)
+    :param argv: the command line
+    :return: the number of threads to set, or ``None`` to leave it
+    """
+    import torch as th
+
+    chosen = any(arg.startswith("--num-threads") for arg in argv) or th.get_num_threads() != threads_at_import
+    return None if chosen else 1
 
 
 def _register_algo(zoo: ModuleType) -> None:
@@ -64,6 +83,9 @@ def _patch_experiment_manager(exp_manager: ModuleType) -> None:
     original_read: Callable[..., tuple[dict[str, Any], dict[str, Any]]] = manager_class.read_hyperparameters
     original_optimize: Callable[..., None] = manager_class.hyperparameters_optimization
     init_signature = inspect.signature(original_init)
+    import torch as th
+
+    threads_at_import = th.get_num_threads()  # rl-zoo3's train() applies --num-threads later
 
     @functools.wraps(original_init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -78,6 +100,10 @@ def _patch_experiment_manager(exp_manager: ModuleType) -> None:
             from sb3_ibrl.zoo.assets import ensure_assets
 
             ensure_assets(self.env_name.gym_id, hyperparams, env_kwargs=hyperparams.get("env_kwargs") or self.env_kwargs)
+            threads = choose_torch_threads(threads_at_import, sys.argv)
+            if threads is not None:
+                print(f"sb3-ibrl: training with {threads} torch thread (--num-threads N to change)", flush=True)
+                th.set_num_threads(threads)
         return hyperparams, saved_hyperparams
 
     @functools.wraps(original_optimize)
