@@ -19,7 +19,7 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_ibrl.data.episodes import Episode, Obs, obs_index, stack_obs
-from sb3_ibrl.data.nstep_buffer import NStepBuffer
+from sb3_ibrl.data.nstep_buffer import NStepBuffer, truncated_flag
 
 
 class IBRLReplayBuffer(NStepBuffer):
@@ -144,10 +144,15 @@ class IBRLReplayBuffer(NStepBuffer):
                 rows = np.arange(row - length + 1, row + 1) % self.buffer_size
                 frames = [obs_index(self.observations, (r, env_idx)) for r in rows]
                 obs_seq = stack_obs([*frames, self.final_observations[(row, int(env_idx))]])
-                terminal = not infos[env_idx].get("TimeLimit.truncated", False)
+                terminal = not truncated_flag(infos[env_idx])
                 episode = Episode(obs_seq, self.actions[rows, env_idx], self.rewards[rows, env_idx], terminal)
                 self._add_episode(self.successes, episode)
             self._episode_lengths[env_idx] = 0
+
+    def _break_links(self, row: int) -> np.ndarray:
+        broken = super()._break_links(row)
+        self._episode_lengths[broken] = 0  # the row just added starts a new run: the episode before it is incomplete
+        return broken
 
     def truncate_open_episodes(self) -> None:
         super().truncate_open_episodes()
