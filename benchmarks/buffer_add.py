@@ -9,13 +9,15 @@ one before ``add`` checked that transitions follow each other (issue 15)::
         --out benchmarks/results/buffer_add_cpu.json
 
 Buffers are timed in turn, repeat after repeat (so that all see the same machine load); the median over repeats is
-reported in microseconds per ``add`` call and per ``sample(256)`` call. ``compare_us`` is the cost of the check
-alone: comparing an observation with the previous next observation.
+reported in microseconds per ``add`` call (and the minimum, less sensitive to a shared machine's load) and per
+``sample(256)`` call. ``compare_us`` is the cost of the check alone: comparing an observation with the previous next
+observation.
 """
 
 import argparse
 import importlib.util
 import json
+import os
 import platform
 import time
 import timeit
@@ -86,6 +88,7 @@ def main() -> None:
         "repeats": args.repeats,
         "baseline": args.baseline,
         "machine": platform.processor() or platform.machine(),
+        "load_average_1min_before": os.getloadavg()[0],
     }
     for case, space in CASES.items():
         steps = make_steps(space, args.steps, args.episode_length, rng)
@@ -99,8 +102,10 @@ def main() -> None:
         print(f"{case}: comparing obs with the previous next_obs takes {compare_us:.2f} us")
         for name, values in timings.items():
             add_us, sample_us = (float(np.median(column)) for column in zip(*values))
-            results[case][name] = {"add_us": add_us, "sample256_us": sample_us}
-            print(f"  {name:24s} add {add_us:7.1f} us   sample(256) {sample_us:8.1f} us")
+            add_min_us = float(min(add for add, _ in values))
+            results[case][name] = {"add_us": add_us, "add_min_us": add_min_us, "sample256_us": sample_us}
+            print(f"  {name:24s} add {add_us:7.1f} us (min {add_min_us:6.1f})   sample(256) {sample_us:8.1f} us")
+    results["load_average_1min_after"] = os.getloadavg()[0]
     if args.out:
         with open(args.out, "w") as file:
             json.dump(results, file, indent=2)

@@ -255,3 +255,11 @@ def test_vec_normalize_callbacks_and_evaluate_policy(tmp_path):
     assert not np.allclose(normalized.observations.numpy(), raw.observations.numpy())
     mean_reward, _ = evaluate_policy(model, eval_env, n_eval_episodes=2, deterministic=True)
     assert np.isfinite(mean_reward)
+
+
+def test_what_does_not_apply():
+    """The README's "not supported" list: discrete actions fail (as for TD3); optimize_memory_usage changes nothing."""
+    with pytest.raises(AssertionError, match="only supports"):  # SB3's check, as for TD3
+        IBRL("MlpPolicy", "CartPole-v1", **TINY)
+    model = IBRL("MlpPolicy", "PointGoal-v0", optimize_memory_usage=True, **TINY)
+    assert not hasattr(model.replay_buffer, "next_observations")  # every frame stored once anyway

@@ -223,7 +223,7 @@ class NStepBuffer(ReplayBuffer):
         :return: the envs whose previous row was cut from ``row``
         """
         previous = (row - 1) % self.buffer_size
-        stored = obs_index(self.observations, row)  # a view, (n_envs, *shape)
+        stored = self.observations[row] if isinstance(self.observations, np.ndarray) else obs_index(self.observations, row)
         if self.newest_next_observations is None or previous == row or _equal(stored, self.newest_next_observations):
             return _NO_ENV  # nothing held before, overwritten (size 1), or consecutive (the usual case)
         broken = np.flatnonzero(_differ(stored, self.newest_next_observations, self.n_envs) & ~self.dones[previous])
