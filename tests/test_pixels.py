@@ -170,7 +170,7 @@ def test_multi_input_policy_with_dict_demos():
 def test_images_are_stored_once_as_uint8():
     space = spaces.Box(0, 255, (3, 96, 96), np.uint8)
     actions = spaces.Box(-1, 1, (7,), np.float32)
-    assert transition_bytes(space, actions) == 3 * 96 * 96 + 4 * 7 + 4 + 2
+    assert transition_bytes(space, actions) == 3 * 96 * 96 + 4 * 7 + 4 + 3  # + done, timeout and break flags
     buffer = IBRLReplayBuffer(100, space, actions, device="cpu", n_steps=3)
     assert buffer.observations.dtype == np.uint8 and not hasattr(buffer, "next_observations")
     # The default buffer of pixel tasks (300K transitions) takes about 7.7 GiB: it fits a 24 GiB machine

@@ -146,7 +146,7 @@ def test_float_images_with_integer_values_are_stored_exactly():
 
 # ---------------------------------------------------------------- 3. buffer_size and the memory check
 
-VECTOR = spaces.Box(-np.inf, np.inf, (1,), np.float32)  # 4 + 4 + 4 + 2 = 14 bytes per transition
+VECTOR = spaces.Box(-np.inf, np.inf, (1,), np.float32)  # 4 + 4 + 4 + 3 = 15 bytes per transition
 
 
 @pytest.fixture
@@ -172,7 +172,10 @@ def test_buffer_size_counts_all_envs_as_in_sb3():
 
 def test_memory_error_suggestion_counts_envs_and_is_correct(memory_of):
     memory_of(150)
-    with pytest.raises(MemoryError, match=r"buffer_size=152 \(4 envs; 14 bytes per transition\).*at most 151\.") as error:
+    per_transition = transition_bytes(VECTOR, ACTION)  # 15: obs, action, reward, done / timeout / break flags
+    with pytest.raises(
+        MemoryError, match=rf"buffer_size=152 \(4 envs; {per_transition} bytes per transition\).*at most 151\."
+    ) as error:
         IBRLReplayBuffer(152, VECTOR, ACTION, device="cpu", n_envs=4)
     assert "Lower buffer_size" in str(error.value)
     assert IBRLReplayBuffer(151, VECTOR, ACTION, device="cpu", n_envs=4).buffer_size == 37  # the suggestion fits
@@ -180,12 +183,13 @@ def test_memory_error_suggestion_counts_envs_and_is_correct(memory_of):
 
 def test_memory_check_counts_the_success_store(memory_of):
     memory_of(150)
-    assert IBRLReplayBuffer(100, VECTOR, ACTION, device="cpu").memory_bytes == 100 * 14  # fits alone
+    per_transition = transition_bytes(VECTOR, ACTION)
+    assert IBRLReplayBuffer(100, VECTOR, ACTION, device="cpu").memory_bytes == 100 * per_transition  # fits alone
     with pytest.raises(MemoryError, match=r"successful episodes.*at most 75\.") as error:
         IBRLReplayBuffer(100, VECTOR, ACTION, device="cpu", demo_fraction=0.5, success_buffer_size=100)
     assert "buffer_size=100 (1 env, successful episodes" in str(error.value)
     buffer = IBRLReplayBuffer(75, VECTOR, ACTION, device="cpu", demo_fraction=0.5, success_buffer_size=100)
-    assert buffer.memory_bytes == 150 * 14 and buffer.successes.buffer_size == 75
+    assert buffer.memory_bytes == 150 * transition_bytes(VECTOR, ACTION) and buffer.successes.buffer_size == 75
     with pytest.raises(MemoryError):
         check_buffer_memory(76, VECTOR, ACTION, n_envs=1, success_buffer_size=100)
 
@@ -287,11 +291,12 @@ def test_interrupted_and_resumed_run_splices_no_episode(tmp_path, n_envs):
     resumed.learn(10 * n_envs, reset_num_timesteps=False)
     assert resumed.num_timesteps == 20 * n_envs and resumed.replay_buffer.size() == 20
     assert spliced_transitions(resumed.replay_buffer) == 0
-    # Without ending the open episodes (as before), the interrupted episode ran into the next one
-    spliced = IBRL.load(tmp_path / "model.zip", env=DummyVecEnv([EpisodeIdEnv] * n_envs))
-    spliced.load_replay_buffer(tmp_path / "buffer.pkl", truncate_last_traj=False)
-    spliced.learn(10 * n_envs, reset_num_timesteps=False)
-    assert spliced_transitions(spliced.replay_buffer) > 0
+    # Without ending the open episodes, the buffer still sees that the reset env's first observation does not follow
+    # the interrupted row (issue 15's breaks): that row keeps its own next observation, nothing is spliced
+    kept_open = IBRL.load(tmp_path / "model.zip", env=DummyVecEnv([EpisodeIdEnv] * n_envs))
+    kept_open.load_replay_buffer(tmp_path / "buffer.pkl", truncate_last_traj=False)
+    kept_open.learn(10 * n_envs, reset_num_timesteps=False)
+    assert kept_open.replay_buffer.breaks.any() and spliced_transitions(kept_open.replay_buffer) == 0
     with pytest.raises(ValueError, match=f"holds the transitions of {n_envs} envs, but the model has 3 envs"):
         small_ibrl(env=DummyVecEnv([EpisodeIdEnv] * 3)).load_replay_buffer(tmp_path / "buffer.pkl")
 

@@ -5,6 +5,9 @@ Every observation is stored once, in the observation's own dtype (uint8 for imag
 observation of a transition is the observation of the next row of the same env, except at the end of
 an episode, whose final observation is kept apart (one per episode). Images therefore cost one frame
 per transition instead of SB3's two, and Box and Dict observations (image + proprio) share one code path.
+Transitions added out of sequence (``obs`` of a new row differs from the ``next_obs`` of the env's previous
+row, e.g. transitions added by hand) are stored as SB3 stores them: the previous row keeps its own next
+observation apart, as an episode end does, and n-step returns stop there without the row being terminal.
 """
 
 from typing import Any, Optional, Union
@@ -16,9 +19,10 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_ibrl.data.episodes import Episode, Obs, stack_obs
+from sb3_ibrl.data.episodes import Episode, Obs, obs_index, stack_obs
 from sb3_ibrl.data.storage import allocate, gather, resolve_storage_device, snapshot, to_numpy, write
 
+_NO_ENV = np.zeros(0, dtype=np.int64)
 # Refuse buffers whose arrays would take more than this fraction of the memory available now
 MEMORY_FRACTION = 0.9
 
@@ -44,13 +48,13 @@ def observation_bytes(observation_space: spaces.Space) -> int:
 def transition_bytes(observation_space: spaces.Space, action_space: spaces.Box) -> int:
     """
     Bytes one transition takes in :class:`NStepBuffer`: one observation (in its own dtype), the action
-    and reward (float32) and the done / timeout flags.
+    and reward (float32) and the done / timeout / break flags.
 
     :param observation_space: observation space (Box or Dict of Box)
     :param action_space: action space
     :return: bytes per transition
     """
-    return observation_bytes(observation_space) + 4 * int(np.prod(action_space.shape)) + 4 + 2
+    return observation_bytes(observation_space) + 4 * int(np.prod(action_space.shape)) + 4 + 3
 
 
 def stored_transitions(buffer_size: int, n_envs: int = 1, success_buffer_size: int = 0) -> int:
@@ -114,6 +118,46 @@ def check_buffer_memory(
     return needed
 
 
+def _as_stored(space: spaces.Space, obs: Obs, n_envs: int) -> Obs:
+    """A copy of ``obs`` (all envs) as the buffer stores it: in the space's dtype, ``(n_envs, *shape)``."""
+    if isinstance(space, spaces.Dict):
+        return {key: _as_stored(sub, obs[key], n_envs) for key, sub in space.spaces.items()}  # type: ignore[index]
+    stored = np.array(obs, dtype=space.dtype)
+    shape = (n_envs, *space.shape)  # type: ignore[misc]
+    return stored if stored.shape == shape else stored.reshape(shape)
+
+
+def _equal(first: Obs, second: Obs) -> bool:
+    """
+    Whether two observations as stored (same dtype and shape) are the same, bit for bit: as the buffer would return
+    them. Comparing the bytes is the cheap check of the usual case (0.3 us for 39 floats, ~3 us for a 3x96x96 image).
+    """
+    if isinstance(first, dict):
+        return all(first[key].tobytes() == second[key].tobytes() for key in first)  # type: ignore[index]
+    return first.tobytes() == second.tobytes()  # type: ignore[union-attr]
+
+
+def _differ(first: Obs, second: Obs, n_envs: int) -> np.ndarray:
+    """Per env, whether two observations as stored (``(n_envs, *shape)``) differ: ``(n_envs,)`` bools."""
+    return np.array([not _equal(obs_index(first, env_idx), obs_index(second, env_idx)) for env_idx in range(n_envs)])
+
+
+def truncated_flag(info: dict[str, Any]) -> bool:
+    """
+    ``info["TimeLimit.truncated"]`` as a bool; a 0-d or 1-element array (as some wrappers give) is accepted, as SB3 does.
+
+    :param info: the info dict of one env
+    :return: whether the episode was cut by a time limit
+    """
+    value = info.get("TimeLimit.truncated", False)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    value = np.asarray(value)
+    if value.size != 1:
+        raise ValueError(f'info["TimeLimit.truncated"] must be a bool (or an array of one bool), got {value!r}')
+    return bool(value.reshape(-1)[0])
+
+
 class NStepBuffer(ReplayBuffer):
     """
     Replay buffer with n-step returns that stores every observation once (see the module docstring).
@@ -172,7 +216,9 @@ class NStepBuffer(ReplayBuffer):
         self.rewards = np.zeros((buffer_size, n_envs), dtype=np.float32)
         self.dones = np.zeros((buffer_size, n_envs), dtype=bool)
         self.timeouts = np.zeros((buffer_size, n_envs), dtype=bool)
-        # Final observation of every episode end held, keyed by (row, env); the next observation of the newest row
+        # Rows whose next row (same env) does not follow them although the episode goes on: added out of sequence
+        self.breaks = np.zeros((buffer_size, n_envs), dtype=bool)
+        # Next observation of every episode end and break held, keyed by (row, env); that of the newest row (host copy)
         self.final_observations: dict[tuple[int, int], Obs] = {}
         self.newest_next_observations: Optional[Obs] = None
 
@@ -189,16 +235,44 @@ class NStepBuffer(ReplayBuffer):
         for env_idx in range(self.n_envs):
             self.final_observations.pop((row, env_idx), None)  # its transition is overwritten
         write(self.observations, row, obs)
+        self._break_links(row, obs)
         self.actions[row] = np.asarray(action).reshape(self.n_envs, self.action_dim)
         self.rewards[row] = np.asarray(reward).reshape(self.n_envs)
         self.dones[row] = np.asarray(done).reshape(self.n_envs)
+        if self.full:
+            self.breaks[row] = False  # (rows not written yet are all False)
         if self.handle_timeout_termination:
-            self.timeouts[row] = [info.get("TimeLimit.truncated", False) for info in infos]
+            self.timeouts[row] = [truncated_flag(info) for info in infos]
         for env_idx in np.flatnonzero(self.dones[row]):
             self.final_observations[(row, int(env_idx))] = snapshot(gather(next_obs, env_idx), self.storage_device)
-        self.newest_next_observations = snapshot(next_obs, self.storage_device)
+        self.newest_next_observations = _as_stored(self.observation_space, next_obs, self.n_envs)
         self.pos = (self.pos + 1) % self.buffer_size
         self.full = self.full or self.pos == 0
+
+    def _break_links(self, row: int, obs: Obs) -> np.ndarray:
+        """
+        Keep the next observation of each env's previous row apart when the observation just written at ``row``
+        is not that next observation (transitions added out of sequence).
+
+        :param row: the row just written
+        :param obs: the observations written there
+        :return: the envs whose previous row was cut from ``row``
+        """
+        previous = (row - 1) % self.buffer_size
+        if isinstance(self.observations, np.ndarray):
+            stored = self.observations[row]  # as stored: the space's dtype
+        elif self.storage_device is None:
+            stored = gather(self.observations, row)
+        else:  # compared in host memory, as the buffer stores it
+            stored = _as_stored(self.observation_space, obs, self.n_envs)
+        if self.newest_next_observations is None or previous == row or _equal(stored, self.newest_next_observations):
+            return _NO_ENV  # nothing held before, overwritten (size 1), or consecutive (the usual case)
+        broken = np.flatnonzero(_differ(stored, self.newest_next_observations, self.n_envs) & ~self.dones[previous])
+        for env_idx in broken:
+            self.breaks[previous, env_idx] = True
+            held = gather(self.newest_next_observations, env_idx)
+            self.final_observations[(previous, int(env_idx))] = snapshot(held, self.storage_device)
+        return broken
 
     def truncate_open_episodes(self) -> None:
         """
@@ -218,6 +292,7 @@ class NStepBuffer(ReplayBuffer):
 
     def reset(self) -> None:
         super().reset()
+        self.breaks[:] = False
         self.final_observations.clear()
         self.newest_next_observations = None
 
@@ -229,9 +304,10 @@ class NStepBuffer(ReplayBuffer):
         """
         newest = (self.pos - 1) % self.buffer_size
         following = gather(self.observations, ((rows + 1) % self.buffer_size, env_indices))  # a copy (fancy indexing)
-        for i in np.flatnonzero(self.dones[rows, env_indices] | (rows == newest)):
+        held_apart = self.dones[rows, env_indices] | self.breaks[rows, env_indices]
+        for i in np.flatnonzero(held_apart | (rows == newest)):
             row, env_idx = int(rows[i]), int(env_indices[i])
-            if self.dones[row, env_idx]:
+            if held_apart[i]:
                 frame = self.final_observations[(row, env_idx)]
             else:
                 frame = gather(self.newest_next_observations, env_idx)  # type: ignore[arg-type]
@@ -246,10 +322,10 @@ class NStepBuffer(ReplayBuffer):
 
     def _get_samples(self, batch_inds: np.ndarray, env: Optional[VecNormalize] = None) -> ReplayBufferSamples:
         env_indices = np.random.randint(0, self.n_envs, size=batch_inds.shape)
-        # Look ahead up to n steps, stopping at the episode's end or at the newest row (not followed yet)
+        # Look ahead up to n steps, stopping at the episode's end, at a break or at the newest row (not followed yet)
         newest = (self.pos - 1) % self.buffer_size
         rows = (batch_inds[:, None] + np.arange(self.n_steps)[None]) % self.buffer_size  # (batch, n_steps)
-        stops = self.dones[rows, env_indices[:, None]] | (rows == newest)  # (batch, n_steps)
+        stops = self.dones[rows, env_indices[:, None]] | self.breaks[rows, env_indices[:, None]] | (rows == newest)
         last = np.where(stops.any(axis=1), stops.argmax(axis=1), self.n_steps - 1)  # (batch,) steps taken - 1
         mask = np.arange(self.n_steps)[None] <= last[:, None]  # (batch, n_steps)
         rewards = self._normalize_reward(self.rewards[rows, env_indices[:, None]], env)  # (batch, n_steps)
@@ -284,12 +360,12 @@ class NStepBuffer(ReplayBuffer):
         state = self.__dict__.copy()
         state["observations"] = to_numpy(self.observations)
         state["final_observations"] = {key: to_numpy(value) for key, value in self.final_observations.items()}
-        if self.newest_next_observations is not None:
-            state["newest_next_observations"] = to_numpy(self.newest_next_observations)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        if "breaks" not in state:  # pickled before breaks were kept: every row was added in sequence
+            self.breaks = np.zeros_like(self.dones)
         device = state.get("storage_device")
         if device is not None and device.type == "cuda" and not th.cuda.is_available():
             device = None  # saved on a GPU, loaded without one: host memory
@@ -297,15 +373,19 @@ class NStepBuffer(ReplayBuffer):
         if device is not None:
             self.observations = snapshot(self.observations, device)
             self.final_observations = {key: snapshot(value, device) for key, value in self.final_observations.items()}
-            if self.newest_next_observations is not None:
-                self.newest_next_observations = snapshot(self.newest_next_observations, device)
 
     def episodes(self) -> list[Episode]:
-        """The complete episodes held (env 0, in row order, from a buffer that has not wrapped around)."""
+        """
+        The complete episodes held (env 0, in row order, from a buffer that has not wrapped around). Rows before a
+        break (transitions added out of sequence) belong to no complete episode and are left out.
+        """
         size = self.size()
-        ends = np.flatnonzero(self.dones[:size, 0])
+        ends = np.flatnonzero(self.dones[:size, 0] | self.breaks[:size, 0])
         episodes, start = [], 0
         for end in ends:
+            if not self.dones[end, 0]:
+                start = end + 1
+                continue
             rows = np.arange(start, end + 1)
             frames = [to_numpy(gather(self.observations, (row, 0))) for row in rows]
             obs = stack_obs([*frames, to_numpy(self.final_observations[(end, 0)])])

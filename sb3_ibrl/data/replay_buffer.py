@@ -27,6 +27,7 @@ from sb3_ibrl.data.nstep_buffer import (
     observation_bytes,
     stored_transitions,
     transition_bytes,
+    truncated_flag,
 )
 from sb3_ibrl.data.storage import gather, resolve_storage_device, to_numpy
 
@@ -199,10 +200,15 @@ class IBRLReplayBuffer(NStepBuffer):
                 rows = np.arange(row - length + 1, row + 1) % self.buffer_size
                 frames = [to_numpy(gather(self.observations, (r, env_idx))) for r in rows]
                 obs_seq = stack_obs([*frames, to_numpy(self.final_observations[(row, int(env_idx))])])
-                terminal = not infos[env_idx].get("TimeLimit.truncated", False)
+                terminal = not truncated_flag(infos[env_idx])
                 episode = Episode(obs_seq, self.actions[rows, env_idx], self.rewards[rows, env_idx], terminal)
                 self._add_episode(self.successes, episode)
             self._episode_lengths[env_idx] = 0
+
+    def _break_links(self, row: int, obs: Obs) -> np.ndarray:
+        broken = super()._break_links(row, obs)
+        self._episode_lengths[broken] = 0  # the row just added starts a new run: the episode before it is incomplete
+        return broken
 
     def truncate_open_episodes(self) -> None:
         super().truncate_open_episodes()

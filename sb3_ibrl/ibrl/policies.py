@@ -15,14 +15,23 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
+from sb3_ibrl.ibrl.policy_files import SavedAlone
 from sb3_ibrl.ibrl.proposals import actor_proposal, min_over_random_subset
 from sb3_ibrl.il.frozen import FrozenILPolicy
 from sb3_ibrl.networks.mlp import dropout_mlp
-from sb3_ibrl.networks.q_networks import Encoded, MLPQHead, ObservationEncoder, PixelActorHead, ViTQHead
+from sb3_ibrl.networks.q_networks import (
+    Encoded,
+    MLPQHead,
+    ObservationEncoder,
+    PixelActorHead,
+    ViTQHead,
+    check_extractor_options,
+)
 
 
 class IBRLActor(BasePolicy):
@@ -37,6 +46,9 @@ class IBRLActor(BasePolicy):
     :param dropout: dropout probability (0.5 in the paper)
     :param layer_norm: whether to use LayerNorm
     :param trunk_dim: size of the trunk that reads image features (pixel observations)
+
+    Saved alone (``actor.save(path)``, SB3's ``BasePolicy.save``), the actor keeps a copy of the encoder, so that
+    ``IBRLActor.load(path)`` acts alone (with the RL actor: the IL policy is the policy's, not the actor's).
     """
 
     def __init__(
@@ -52,13 +64,27 @@ class IBRLActor(BasePolicy):
     ):
         super().__init__(observation_space, action_space, squash_output=True)
         object.__setattr__(self, "encoder", encoder)  # a reference, not a submodule: the critic owns and saves it
+        self.net_arch, self.activation_fn, self.dropout, self.layer_norm = net_arch, activation_fn, dropout, layer_norm
+        self.trunk_dim = trunk_dim
         action_dim = get_action_dim(action_space)
-        if encoder.kind == "flatten":
+        if not encoder.is_pixel:  # flat features (vectors, custom extractors)
             self.mu: nn.Module = dropout_mlp(encoder.flat_dim, action_dim, net_arch, activation_fn, dropout, layer_norm)
         else:
             self.mu = PixelActorHead(
                 encoder.flat_dim, encoder.proprio_dim, action_dim, net_arch, trunk_dim, dropout, layer_norm
             )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return dict(
+            observation_space=self.observation_space,
+            action_space=self.action_space,
+            encoder=self.encoder,  # pickled with its weights by SB3's save, as SB3's actors keep their extractor
+            net_arch=self.net_arch,
+            activation_fn=self.activation_fn,
+            dropout=self.dropout,
+            layer_norm=self.layer_norm,
+            trunk_dim=self.trunk_dim,
+        )
 
     def act(self, encoded: Encoded, detach: bool = True) -> th.Tensor:
         """
@@ -69,7 +95,7 @@ class IBRLActor(BasePolicy):
         """
         if detach:
             encoded = encoded.detach()
-        return self.mu(encoded.features) if self.encoder.kind == "flatten" else self.mu(encoded)
+        return self.mu(encoded) if self.encoder.is_pixel else self.mu(encoded.features)
 
     def forward(self, obs: PyTorchObs) -> th.Tensor:
         with th.no_grad():
@@ -136,7 +162,7 @@ def q_values_of_two(
     return q_values[:, 0], q_values[:, 1]
 
 
-class IBRLPolicy(TD3Policy):
+class IBRLPolicy(SavedAlone, TD3Policy):
     """
     Policy for IBRL: a dropout actor, E ensemble critics after a shared observation encoder and, when an IL
     policy is attached, the hybrid action of the actor proposal in ``predict``. Every option is a plain value.
@@ -160,7 +186,17 @@ class IBRLPolicy(TD3Policy):
     :param n_critics: ensemble size E (paper: 5 for states, 2 for pixels)
     :param dropout: actor dropout probability
     :param layer_norm: LayerNorm in the actor and the state critics
-    :param normalize_images: unused (the encoders scale images themselves); kept for SB3 compatibility
+    :param normalize_images: divide uint8 images by 255 before a custom features extractor (SB3's meaning); the
+        built-in encoders scale images themselves
+    :param features_extractor_class: SB3's way to bring an encoder: a ``BaseFeaturesExtractor`` subclass that
+        replaces the built-in encoder (``encoder``); the critic loss trains it, the actor reads its flat features
+        detached, and MLP heads (``net_arch``, default 3 x 512) follow
+    :param features_extractor_kwargs: keyword arguments of ``features_extractor_class``
+    :param share_features_extractor: must be ``True``: IBRL has one encoder, shared by the actor and the critics
+        and trained by the critic loss only (TD3's ``False``, one extractor each, is not supported)
+
+    ``policy.save(path)`` / ``IBRLPolicy.load(path)`` keep the IL policy and the acting options (see
+    :mod:`sb3_ibrl.ibrl.policy_files`): the loaded policy predicts as this one.
     """
 
     actor: IBRLActor  # type: ignore[assignment]
@@ -189,16 +225,23 @@ class IBRLPolicy(TD3Policy):
         dropout: float = 0.5,
         layer_norm: bool = True,
         normalize_images: bool = True,
+        features_extractor_class: Optional[type[BaseFeaturesExtractor]] = None,
+        features_extractor_kwargs: Optional[dict[str, Any]] = None,
+        share_features_extractor: bool = True,
     ):
         if n_critics < 2:
             raise ValueError(f"n_critics must be >= 2 (the proposals take the min over a random pair), got {n_critics}")
-        self.encoder_name = self.default_encoder if encoder is None else encoder
+        check_extractor_options(
+            encoder, encoder_kwargs, features_extractor_class, features_extractor_kwargs, share_features_extractor
+        )
+        custom = features_extractor_class is not None
+        self.encoder_name = "custom" if custom else self.default_encoder if encoder is None else encoder
         self.encoder_kwargs = dict(encoder_kwargs or {})
         self.q_hidden_dim, self.pooling, self.trunk_dim = q_hidden_dim, pooling, trunk_dim
         self.augmentation_pad, self.augment_actor = augmentation_pad, augment_actor
         self.dropout, self.layer_norm, self.n_critics = dropout, layer_norm, n_critics
         if net_arch is None:
-            net_arch = [512, 512, 512] if self.encoder_name == "flatten" else [1024, 1024]
+            net_arch = [512, 512, 512] if self.encoder_name in ("flatten", "custom") else [1024, 1024]
         if optimizer_kwargs is None and optimizer_class in (th.optim.Adam, th.optim.AdamW):
             optimizer_kwargs = dict(fused=True)  # one fused kernel per step: about 4x faster than the default on CPU
         super().__init__(
@@ -207,10 +250,13 @@ class IBRLPolicy(TD3Policy):
             lr_schedule,
             net_arch,
             activation_fn,
+            features_extractor_class=features_extractor_class or FlattenExtractor,  # built in: the encoder
+            features_extractor_kwargs=features_extractor_kwargs,
             normalize_images=normalize_images,
             optimizer_class=optimizer_class,
             optimizer_kwargs=optimizer_kwargs,
             n_critics=n_critics,
+            share_features_extractor=True,
         )
         # Acting options, set by IBRL (not constructor parameters: they are algorithm settings)
         self.il_policy: Optional[FrozenILPolicy] = None
@@ -228,10 +274,10 @@ class IBRLPolicy(TD3Policy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        for name in ("features_extractor_class", "features_extractor_kwargs", "share_features_extractor"):
-            data.pop(name, None)
+        if self.encoder_name != "custom":
+            data.update(features_extractor_class=None, features_extractor_kwargs=None)
         data.update(
-            encoder=self.encoder_name,
+            encoder=None if self.encoder_name == "custom" else self.encoder_name,
             encoder_kwargs=self.encoder_kwargs,
             q_hidden_dim=self.q_hidden_dim,
             pooling=self.pooling,
@@ -244,6 +290,9 @@ class IBRLPolicy(TD3Policy):
         return data
 
     def make_encoder(self) -> ObservationEncoder:
+        if self.encoder_name == "custom":
+            extractor, kwargs = self.features_extractor_class, self.features_extractor_kwargs
+            return ObservationEncoder(self.observation_space, extractor, kwargs, self.augmentation_pad, self.normalize_images)
         return ObservationEncoder(self.observation_space, self.encoder_name, self.encoder_kwargs, self.augmentation_pad)
 
     def make_actor(self, encoder: ObservationEncoder) -> IBRLActor:  # type: ignore[override]

@@ -4,11 +4,12 @@ images, plus an optional proprio vector), the critic heads (an MLP, or the ViT Q
 paper) and the pixel actor head. All critic heads are ensembles of E members evaluated in batched matmuls.
 """
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Union
 
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.preprocessing import is_image_space, preprocess_obs
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first, preprocess_obs
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs
 from torch import nn
 
@@ -39,38 +40,57 @@ class ObservationEncoder(nn.Module):
     Observations -> :class:`Encoded`. ``"flatten"`` for vectors; ``"vit"`` / ``"drq"`` for an image Box
     (``CnnPolicy``) or a Dict of one image and proprio vectors (``MultiInputPolicy``). Images must be
     channel-first (SB3 transposes channel-last image envs for the algorithm); they are read as 0..255.
+    A :class:`~stable_baselines3.common.torch_layers.BaseFeaturesExtractor` subclass (SB3's
+    ``features_extractor_class``) reads the whole observation, preprocessed as SB3 does, into flat features.
 
     :param observation_space: observation space
-    :param encoder: ``"flatten"``, ``"vit"`` or ``"drq"``
-    :param encoder_kwargs: keyword arguments of :class:`ViTEncoder` / :class:`DrQEncoder`
+    :param encoder: ``"flatten"``, ``"vit"``, ``"drq"``, or a ``BaseFeaturesExtractor`` subclass (kind ``"custom"``)
+    :param encoder_kwargs: keyword arguments of :class:`ViTEncoder` / :class:`DrQEncoder` / the extractor class
     :param augmentation_pad: pad of the random-shift augmentation of :meth:`augment` (0 disables it)
+    :param normalize_images: divide uint8 images by 255 before a custom extractor (SB3's meaning); the built-in
+        encoders scale images themselves and ignore it
     """
 
     def __init__(
         self,
         observation_space: spaces.Space,
-        encoder: str = "flatten",
+        encoder: Union[str, type[BaseFeaturesExtractor]] = "flatten",
         encoder_kwargs: Optional[dict[str, Any]] = None,
         augmentation_pad: int = 4,
+        normalize_images: bool = True,
     ):
         super().__init__()
-        if encoder not in ENCODERS:
+        custom = isinstance(encoder, type)
+        if custom and not issubclass(encoder, BaseFeaturesExtractor):  # type: ignore[arg-type]
+            raise TypeError(f"A custom encoder must subclass SB3's BaseFeaturesExtractor, got {encoder}")
+        if not custom and encoder not in ENCODERS:
             raise ValueError(f"Unknown encoder={encoder!r}: expected one of {ENCODERS}")
-        self.observation_space, self.kind, self.augmentation_pad = observation_space, encoder, augmentation_pad
+        self.observation_space, self.augmentation_pad = observation_space, augmentation_pad
+        self.kind = "custom" if custom else encoder
+        self.normalize_images = normalize_images
         self.image_key: Optional[str] = None
         self.proprio_keys: list[str] = []
         encoder_kwargs = dict(encoder_kwargs or {})
+        if custom:
+            self.net: Optional[nn.Module] = encoder(observation_space, **encoder_kwargs)  # type: ignore[operator]
+            self.features_shape: tuple[int, ...] = (int(self.net.features_dim),)  # type: ignore[union-attr]
+            self.proprio_dim = 0
+            return
         if encoder == "flatten":
             if isinstance(observation_space, spaces.Dict) or is_image_space(observation_space):
                 raise ValueError(
                     "The flatten encoder (MlpPolicy) needs a vector observation; use CnnPolicy or MultiInputPolicy"
                 )
-            self.net: Optional[nn.Module] = None
-            self.features_shape: tuple[int, ...] = (int(th.tensor(observation_space.shape).prod()),)
+            self.net = None
+            self.features_shape = (int(th.tensor(observation_space.shape).prod()),)
             self.proprio_dim = 0
             return
         if isinstance(observation_space, spaces.Dict):
-            self.image_key, self.proprio_keys = split_image_space(observation_space)
+            try:
+                self.image_key, self.proprio_keys = split_image_space(observation_space)
+            except ValueError as error:
+                hint = "other Dict observations need an extractor, e.g. features_extractor_class=CombinedExtractor (SB3's)"
+                raise ValueError(f"{error}. The built-in {encoder} encoder reads one image and vectors; {hint}") from error
             image_space = observation_space.spaces[self.image_key]
         elif is_image_space(observation_space):
             image_space = observation_space
@@ -92,15 +112,33 @@ class ObservationEncoder(nn.Module):
         """Size of the flattened features."""
         return int(th.tensor(self.features_shape).prod())
 
+    @property
+    def is_pixel(self) -> bool:
+        """Whether the features are those of a built-in image encoder (pixel heads), not flat features for MLP heads."""
+        return self.kind in ("vit", "drq")
+
     def augment(self, obs: PyTorchObs) -> PyTorchObs:
-        """Random shift of the image (DrQ); vector observations are returned as they are."""
+        """Random shift of the (channel-first) images (DrQ); vector observations are returned as they are."""
         if self.net is None or self.augmentation_pad == 0:
             return obs
+        if self.kind == "custom":  # every channel-first image the extractor reads
+            if not isinstance(self.observation_space, spaces.Dict):
+                return random_shift(obs, self.augmentation_pad) if _is_chw_image(self.observation_space) else obs  # type: ignore[arg-type]
+            shift = [key for key, space in self.observation_space.spaces.items() if _is_chw_image(space)]
+            return {**obs, **{key: random_shift(obs[key], self.augmentation_pad) for key in shift}}  # type: ignore[index]
         if self.image_key is None:
             return random_shift(obs, self.augmentation_pad)  # type: ignore[arg-type]
         return {**obs, self.image_key: random_shift(obs[self.image_key], self.augmentation_pad)}  # type: ignore[index]
 
     def forward(self, obs: PyTorchObs) -> Encoded:
+        if self.kind == "custom":
+            features = self.net(preprocess_obs(obs, self.observation_space, self.normalize_images))  # type: ignore[misc, arg-type]
+            if features.ndim != 2 or features.shape[1] != self.features_shape[0]:
+                raise ValueError(
+                    f"The features extractor {type(self.net).__name__} returned features of shape {tuple(features.shape)}; "
+                    f"IBRL's heads need flat features (batch, features_dim={self.features_shape[0]})"
+                )
+            return Encoded(features, None)
         if self.net is None:
             features = preprocess_obs(obs, self.observation_space, normalize_images=False)  # type: ignore[arg-type]
             return Encoded(features.flatten(1).float(), None)  # type: ignore[union-attr]
@@ -108,6 +146,51 @@ class ObservationEncoder(nn.Module):
             return Encoded(self.net(obs), None)
         proprio = th.cat([obs[key].float().flatten(1) for key in self.proprio_keys], dim=1)  # type: ignore[index]
         return Encoded(self.net(obs[self.image_key]), proprio)  # type: ignore[index]
+
+
+def check_extractor_options(
+    encoder: Optional[str],
+    encoder_kwargs: Optional[dict[str, Any]],
+    features_extractor_class: Optional[type],
+    features_extractor_kwargs: Optional[dict[str, Any]],
+    share_features_extractor: bool = True,
+) -> None:
+    """
+    Fail clearly on the encoder options of a policy that cannot apply: the built-in encoder's mixed with SB3's custom
+    extractor's, or an extractor per network (IBRL has one, shared).
+
+    :param encoder: the built-in encoder's name (``None``: the policy's default)
+    :param encoder_kwargs: the built-in encoder's options
+    :param features_extractor_class: SB3's custom extractor class, or ``None``
+    :param features_extractor_kwargs: its options
+    :param share_features_extractor: SB3's option, which must be ``True``
+    """
+    if not share_features_extractor:
+        raise ValueError(
+            "share_features_extractor=False is not supported: IBRL has one observation encoder, owned and trained by the "
+            "critic loss, whose features the actor reads detached (the actor loss never trains it; in TD3 with True, the "
+            "actor loss trains it). Leave share_features_extractor out (True)."
+        )
+    if features_extractor_class is None:
+        if features_extractor_kwargs:
+            raise ValueError(
+                "features_extractor_kwargs needs features_extractor_class (a custom extractor); "
+                "the built-in encoders take encoder_kwargs"
+            )
+        return
+    if not (isinstance(features_extractor_class, type) and issubclass(features_extractor_class, BaseFeaturesExtractor)):
+        raise TypeError(
+            f"features_extractor_class must subclass SB3's BaseFeaturesExtractor, got {features_extractor_class!r}"
+        )
+    if encoder is not None or encoder_kwargs:
+        raise ValueError(
+            f"features_extractor_class={features_extractor_class.__name__} replaces the built-in encoder: pass either it "
+            "(with features_extractor_kwargs) or encoder / encoder_kwargs, not both"
+        )
+
+
+def _is_chw_image(space: spaces.Space) -> bool:
+    return is_image_space(space) and is_image_space_channels_first(space)  # type: ignore[arg-type]
 
 
 def _candidate_rows(encoded: Encoded, actions: th.Tensor) -> tuple[th.Tensor, Optional[th.Tensor], th.Tensor, tuple[int, ...]]:
