@@ -10,6 +10,8 @@
 #    step is dropped here (it would also have written into the main repository's exclude file, shared by
 #    every worktree).
 # 2. .kit/install.sh is the project's benchmarks/kit_install.sh (see there: what it mends in the shared one).
+# 3. pytest and its dependencies are added (the GPU machine's preinstalled set has none, and the GPU script runs
+#    tests/test_cuda.py): about 2 MB.
 # KIT_SRC: the folder of the shared builder (default: ../shared/gpu-kit next to the project root, else
 # /work/shared/gpu-kit).
 set -euo pipefail
@@ -27,5 +29,8 @@ cp "$src/build.sh" "$src/install.sh" "$tmp/"
   || { echo "kit_build: $src/build.sh changed (its .git/info/exclude line); check this wrapper" >&2; exit 2; }
 sed -i '/\.git\/info\/exclude/d' "$tmp/build.sh"
 bash "$tmp/build.sh" "$sim"
+plat=(--platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64)
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version "${KIT_PYTHON_VERSION:-3.12}" --implementation cp \
+  "${plat[@]}" -d .kit/whl pytest==9.0.3 pluggy==1.6.0 iniconfig==2.3.0 pygments==2.20.0
 cp "$root/benchmarks/kit_install.sh" .kit/install.sh
 echo "kit_build: .kit/install.sh is benchmarks/kit_install.sh (the shared install.sh, mended)"

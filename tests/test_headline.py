@@ -184,6 +184,11 @@ def test_command_line_errors_name_the_problem(tmp_path, capsys):
     assert "Unknown headline task 'Nope-v0'" in capsys.readouterr().err
     assert benchmark_main(["headline", "--out", str(tmp_path), "--override", "x"]) == 2
     assert "Bad --override 'x'" in capsys.readouterr().err
+    assert benchmark_main(["headline", "--out", str(tmp_path), "--override", "no_such_option=1", "train_freq=2"]) == 2
+    assert "--override no_such_option: not a keyword of IBRL.__init__" in capsys.readouterr().err
+    assert benchmark_main(["headline", "--out", str(tmp_path), "--bc", "n_batchez=2"]) == 2
+    assert "--bc n_batchez: not a keyword of train_bc" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)  # nothing ran
     assert benchmark_main(["headline", "--out", str(tmp_path), "--steps", "0"]) == 2
     assert "steps must be at least 1" in capsys.readouterr().err
 

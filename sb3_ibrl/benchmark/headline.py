@@ -20,7 +20,6 @@ there and saves (``partial: true``). The same command again continues from the c
 the interrupted episode ends as a truncation). A call killed from outside before it saved restarts IBRL from 0.
 """
 
-import functools
 import json
 import os
 import time
@@ -28,10 +27,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.utils import get_device
 
+from sb3_ibrl.benchmark.headline_tasks import (
+    BC_SECONDS,
+    HEADLINE_STEPS,
+    POINT_GOAL_PIXEL,
+    SMOKE,
+    SMOKE_BC,
+    SMOKE_IBRL,
+    check_keywords,
+    env_factory,
+    headline_task_ids,
+    record_demos,
+    task_spec,
+)
 from sb3_ibrl.benchmark.headline_tools import (
     Stopwatch,
     evaluate_vec,
@@ -46,36 +57,9 @@ from sb3_ibrl.benchmark.headline_tools import (
     write_json,
 )
 from sb3_ibrl.benchmark.methods import make_model
-from sb3_ibrl.benchmark.runner import EVAL_SEED, record_task_demos
-from sb3_ibrl.benchmark.tasks import TaskSpec, get_task, known_task_ids, task_name
+from sb3_ibrl.benchmark.runner import EVAL_SEED
+from sb3_ibrl.benchmark.tasks import task_name
 from sb3_ibrl.data.demo_files import load_episodes, save_episodes
-from sb3_ibrl.data.episodes import Episode
-from sb3_ibrl.envs import METAWORLD_TASKS, POINT_GOAL_ID
-from sb3_ibrl.envs.point_goal_pixels import POINT_GOAL_PIXEL_IBRL_SETTINGS
-
-POINT_GOAL_PIXEL = "PointGoal-pixel-v0"  # the headline's name for PointGoal-v0 with obs_mode="pixel" (no simulator)
-HEADLINE_STEPS = {"Lift": 20_000, **{name: 100_000 for name in METAWORLD_TASKS}, "PointGoal": 3000}
-BC_SECONDS = 60.0
-# --smoke: the same code path in tiny sizes (CPU, under 2 minutes); the episodes are cut at SMOKE_EPISODE_STEPS
-SMOKE = dict(steps=300, eval_every=150, eval_episodes=2, bc_seconds=3.0)
-SMOKE_EPISODE_STEPS = 40
-SMOKE_IBRL = dict(
-    batch_size=32,
-    learning_starts=100,
-    policy_kwargs=dict(
-        encoder="vit",
-        encoder_kwargs=dict(embed_dim=32, depth=1, num_heads=2),
-        q_hidden_dim=64,
-        net_arch=[64, 64],
-        trunk_dim=32,
-    ),
-)
-SMOKE_BC = dict(resnet_width=8, batch_size=32)
-
-
-def headline_task_ids() -> list[str]:
-    """The tasks of the headline run: the pixel tasks of the benchmark and ``PointGoal-pixel-v0``."""
-    return [POINT_GOAL_PIXEL] + [env_id for env_id in known_task_ids() if "-pixel-" in env_id]
 
 
 @dataclass
@@ -134,6 +118,7 @@ class HeadlineConfig:
         for name, value in counts.items():
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        check_keywords(self.overrides, self.bc_overrides)
         for name in ("time_limit", "bc_seconds", "check_every"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -148,42 +133,6 @@ class HeadlineConfig:
                 "check_every": pick(self.check_every, "check_every", max(eval_every // 5, 1)),
             }
         )
-
-
-def task_spec(task: str) -> TaskSpec:
-    """The paper's settings of a headline task (``PointGoal-pixel-v0``: its calibrated small-ViT settings)."""
-    if task == POINT_GOAL_PIXEL:
-        base = get_task(POINT_GOAL_ID)
-        return TaskSpec(
-            task, base.n_demos, base.budget, base.eval_every, dict(POINT_GOAL_PIXEL_IBRL_SETTINGS), base.bc_settings
-        )
-    return get_task(task, "paper")
-
-
-def make_task_env(task: str, smoke: bool = False) -> gym.Env:
-    """One env of a headline task (``--smoke`` cuts the episodes of the simulated tasks at ``SMOKE_EPISODE_STEPS``)."""
-    if task == POINT_GOAL_PIXEL:
-        return gym.make(POINT_GOAL_ID, obs_mode="pixel")
-    return gym.make(task, **(dict(max_episode_steps=SMOKE_EPISODE_STEPS) if smoke else {}))
-
-
-def env_factory(task: str, smoke: bool) -> Callable[[], gym.Env]:
-    """
-    A picklable function that makes one env of the task: ``SubprocVecEnv`` workers unpickle it, which imports
-    this module and thereby registers the package's envs.
-    """
-    return functools.partial(make_task_env, task, smoke)
-
-
-def record_demos(config: HeadlineConfig, n_demos: int) -> list[Episode]:
-    """The scripted expert's demos (``PointGoal-pixel-v0``: the PointGoal expert reading ``info["state"]``)."""
-    if config.task == POINT_GOAL_PIXEL:
-        from sb3_ibrl.common.evaluation import record_episodes
-        from sb3_ibrl.envs import PointGoalExpert
-
-        env = env_factory(config.task, config.smoke)()
-        return record_episodes(env, PointGoalExpert(seed=config.seed), n_demos, seed=config.seed, act_fn_input="state")
-    return record_task_demos(config.task, n_demos, seed=config.seed)  # full-length episodes, even in a smoke run
 
 
 class HeadlineRun:
@@ -270,7 +219,7 @@ class HeadlineRun:
             self.episodes = load_episodes(paths["demos.npz"])
         else:
             with self.watch.part("demos"):
-                self.episodes = record_demos(cfg, self.spec.n_demos)
+                self.episodes = record_demos(cfg.task, self.spec.n_demos, cfg.seed)
                 save_episodes(paths["demos.npz"], self.episodes)
             lengths = [len(ep) for ep in self.episodes]
             self.demos_info = dict(n=len(lengths), mean_length=float(np.mean(lengths)), transitions=int(sum(lengths)))
