@@ -8,6 +8,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_ibrl.benchmark.__main__ import main as benchmark_main
@@ -189,6 +190,9 @@ def test_command_line_errors_name_the_problem(tmp_path, capsys):
     assert benchmark_main(["headline", "--out", str(tmp_path), "--bc", "n_batchez=2"]) == 2
     assert "--bc n_batchez: not a keyword of train_bc" in capsys.readouterr().err
     assert not os.listdir(tmp_path)  # nothing ran
+    if not torch.cuda.is_available():
+        assert benchmark_main(["headline", "--out", str(tmp_path), "--device", "cuda"]) == 2
+        assert "--device cuda, but torch" in capsys.readouterr().err
     assert benchmark_main(["headline", "--out", str(tmp_path), "--steps", "0"]) == 2
     assert "steps must be at least 1" in capsys.readouterr().err
 

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 import numpy as np
+import torch as th
 from stable_baselines3.common.utils import get_device
 
 from sb3_ibrl.benchmark.headline_tasks import (
@@ -46,6 +47,7 @@ from sb3_ibrl.benchmark.headline_tasks import (
 from sb3_ibrl.benchmark.headline_tools import (
     Stopwatch,
     evaluate_vec,
+    fill_versions,
     machine_info,
     make_envs,
     model_act_fn,
@@ -158,6 +160,10 @@ class HeadlineRun:
         self.watch = Stopwatch(self.previous.get("timing"))
         self.calls = list(self.previous.get("calls", []))
         self.deadline = self.t0 + cfg.time_limit if cfg.time_limit else float("inf")
+        if cfg.device.startswith("cuda") and not th.cuda.is_available():
+            raise ValueError(
+                f"--device {cfg.device}, but torch {th.__version__} sees no CUDA device: check the driver, or use cpu"
+            )
         self.device = get_device(cfg.device)
         self.curve: list[dict[str, Any]] = []
         self.call = dict(started=datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -349,6 +355,7 @@ class HeadlineRun:
             os.makedirs(os.path.dirname(self.paths["model"]), exist_ok=True)
             self.model.save(self.paths["model"])
             self.model.save_replay_buffer(self.paths["buffer"])
+        fill_versions(self.machine)
         with self.watch.part("report"):
             plot_headline(self.result(stopped), self.paths["headline.png"])
         final = self.result(stopped)

@@ -221,6 +221,14 @@ def machine_info(device: th.device) -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         versions["git_commit"] = None
     info["versions"] = versions
+    return fill_versions(info)
+
+
+def fill_versions(info: dict[str, Any]) -> dict[str, Any]:
+    """Add the versions of packages imported since :func:`machine_info` (e.g. a simulator unpacked without metadata)."""
+    for name, version in info["versions"].items():
+        if version is None and name in sys.modules:
+            info["versions"][name] = getattr(sys.modules[name], "__version__", None)
     info["mujoco_gl"] = os.environ.get("MUJOCO_GL")
     return info
 
