@@ -185,8 +185,8 @@ class HeadlineRun:
         self.resuming = os.path.exists(self.paths["model"]) and os.path.exists(self.paths["buffer"])
         if not self.resuming:
             self.log(f"[headline] {cfg.out_dir}: no checkpoint; IBRL starts from 0 env steps (demos and BC are reused)")
-            timing = {part: previous["timing"][part] for part in ("setup", "demos", "bc")}
-            return {"bc": previous.get("bc"), "demos": previous.get("demos"), "timing": timing}
+            # The split restarts too (demos and BC then cost 0 s here; bc["train_seconds"] keeps what BC took)
+            return {"bc": previous.get("bc"), "demos": previous.get("demos")}
         return previous
 
     resuming = False
