@@ -113,6 +113,7 @@ def main() -> None:
                     results[label] = float("nan")
                     print(f"{label}: failed: {type(error).__name__}: {error}", flush=True)
                 print(f"{label:90s} {results[label]:8.2f} updates/s", flush=True)
+                write_results(args, results)  # after every measurement: a run cut short keeps what it measured
     if not args.no_td3:
         common = dict(buffer_size=2000, learning_starts=0, gradient_steps=1, policy_delay=1, seed=0, device=args.device)
         td3 = TD3("CnnPolicy", env, **common)
@@ -120,16 +121,20 @@ def main() -> None:
         fill(td3, 1000)
         results["SB3 TD3 CnnPolicy (NatureCNN)"] = updates_per_second(td3, args.updates, args.batch_size)
         print(f"{'SB3 TD3 CnnPolicy (NatureCNN)':90s} {results['SB3 TD3 CnnPolicy (NatureCNN)']:8.2f} updates/s")
-    if args.out:
-        machine = dict(platform=platform.platform(), cpus=os.cpu_count(), torch=th.__version__, threads=th.get_num_threads())
-        if args.device.startswith("cuda"):
-            machine["gpu"] = th.cuda.get_device_name()
-        with open(args.out, "w") as file:
-            json.dump(
-                dict(machine=machine, batch_size=args.batch_size, device=args.device, updates_per_second=results),
-                file,
-                indent=2,
-            )
+    write_results(args, results)
+
+
+def write_results(args: argparse.Namespace, results: dict[str, float]) -> None:
+    """Write the results so far to ``args.out`` (when given), with the machine."""
+    if not args.out:
+        return
+    machine = dict(platform=platform.platform(), cpus=os.cpu_count(), torch=th.__version__, threads=th.get_num_threads())
+    if args.device.startswith("cuda"):
+        machine["gpu"] = th.cuda.get_device_name()
+    with open(args.out, "w") as file:
+        json.dump(
+            dict(machine=machine, batch_size=args.batch_size, device=args.device, updates_per_second=results), file, indent=2
+        )
 
 
 if __name__ == "__main__":

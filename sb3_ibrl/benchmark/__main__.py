@@ -4,6 +4,7 @@ Command line of the benchmark runner.
     python -m sb3_ibrl.benchmark run --tasks CoffeePush-state-v0 Lift-state-v0 --methods ibrl rlpd+ bc \\
         --seeds 0 1 2 --profile cpu --steps 20000 --out runs/bench --workers 2
     python -m sb3_ibrl.benchmark report --out runs/bench        # plots and Markdown tables from results.csv
+    python -m sb3_ibrl.benchmark headline --task Lift-pixel-v0 --out runs/headline-lift --time-limit 420
 
 Interrupt ``run`` at any time and start the same command again: finished runs are skipped and the others resume
 from their last evaluation.
@@ -12,7 +13,7 @@ from their last evaluation.
 import argparse
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from sb3_ibrl.benchmark.methods import METHODS, parse_overrides
 from sb3_ibrl.benchmark.tasks import PROFILES, get_task, known_task_ids
@@ -43,12 +44,68 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="benchmark_runs", help="output folder")
     report = commands.add_parser("report", help="plots and tables from OUT/results.csv")
     report.add_argument("--out", default="benchmark_runs", help="the folder of a run")
+    add_headline_parser(commands)
     return parser
+
+
+def add_headline_parser(commands: Any) -> None:
+    """The ``headline`` subcommand (see :mod:`sb3_ibrl.benchmark.headline`)."""
+    from sb3_ibrl.benchmark.headline import headline_task_ids
+
+    headline = commands.add_parser(
+        "headline", help="the paper's pixel pipeline in one go: demos, BC, IBRL, evaluations, JSON + PNG (resumable)"
+    )
+    headline.add_argument("--task", default="Lift-pixel-v0", help=f"one of: {' '.join(headline_task_ids())}")
+    headline.add_argument("--out", required=True, help="output folder; the same folder continues a run")
+    headline.add_argument("--steps", type=int, default=None, help="IBRL env steps (Lift 20000, Meta-World 100000)")
+    headline.add_argument("--smoke", action="store_true", help="tiny sizes: the same code path on a CPU in under 2 minutes")
+    headline.add_argument("--time-limit", type=float, default=None, help="seconds for this call; stops in time, resumable")
+    headline.add_argument("--n-envs", type=int, default=1, help="parallel training envs (SubprocVecEnv when more than 1)")
+    headline.add_argument("--device", default="auto", help="auto, cuda or cpu")
+    headline.add_argument("--eval-every", type=int, default=None, help="env steps between evaluations (steps / 10)")
+    headline.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation (10)")
+    headline.add_argument("--eval-envs", type=int, default=None, help="parallel evaluation envs (up to 10)")
+    headline.add_argument("--bc-seconds", type=float, default=None, help="BC time budget, probes included (60)")
+    headline.add_argument("--check-every", type=int, default=None, help="env steps between time checks (eval-every / 5)")
+    headline.add_argument("--seed", type=int, default=0)
+    headline.add_argument(
+        "--override", nargs="*", default=[], metavar="KEY=VALUE", help="IBRL keywords (Python literals), e.g. train_freq=2"
+    )
+    headline.add_argument("--bc", nargs="*", default=[], metavar="KEY=VALUE", help="train_bc keywords, e.g. resnet_width=32")
+
+
+def run_headline_command(args: argparse.Namespace) -> int:
+    """Run ``headline`` from parsed arguments."""
+    from sb3_ibrl.benchmark.headline import HeadlineConfig, run_headline
+    from sb3_ibrl.benchmark.headline_tools import parse_assignments
+
+    config = HeadlineConfig(
+        out_dir=args.out,
+        task=args.task,
+        steps=args.steps,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        eval_envs=args.eval_envs,
+        n_envs=args.n_envs,
+        device=args.device,
+        time_limit=args.time_limit,
+        bc_seconds=args.bc_seconds,
+        check_every=args.check_every,
+        smoke=args.smoke,
+        seed=args.seed,
+        overrides=parse_assignments(args.override, "--override"),
+        bc_overrides=parse_assignments(args.bc, "--bc"),
+    )
+    result = run_headline(config)
+    print(f"headline: {os.path.join(args.out, 'headline.json')} ({'partial' if result.get('partial') else 'complete'})")
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = make_parser().parse_args(argv)
     try:
+        if args.command == "headline":
+            return run_headline_command(args)
         if args.command == "run":
             from sb3_ibrl.benchmark.runner import RunConfig, run_all
 

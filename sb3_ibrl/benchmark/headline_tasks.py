@@ -1,0 +1,88 @@
+"""
+What the headline run (:mod:`sb3_ibrl.benchmark.headline`) runs: its tasks and their settings, envs and demos, the
+``--smoke`` sizes, and the check of the keyword overrides.
+"""
+
+import functools
+import inspect
+from typing import Any, Callable
+
+import gymnasium as gym
+
+from sb3_ibrl.benchmark.runner import record_task_demos
+from sb3_ibrl.benchmark.tasks import TaskSpec, get_task, known_task_ids
+from sb3_ibrl.data.episodes import Episode
+from sb3_ibrl.envs import METAWORLD_TASKS, POINT_GOAL_ID
+from sb3_ibrl.envs.point_goal_pixels import POINT_GOAL_PIXEL_IBRL_SETTINGS
+
+POINT_GOAL_PIXEL = "PointGoal-pixel-v0"  # the headline's name for PointGoal-v0 with obs_mode="pixel" (no simulator)
+HEADLINE_STEPS = {"Lift": 20_000, **{name: 100_000 for name in METAWORLD_TASKS}, "PointGoal": 3000}
+BC_SECONDS = 60.0
+# --smoke: the same code path in tiny sizes (CPU, under 2 minutes); the episodes are cut at SMOKE_EPISODE_STEPS
+SMOKE = dict(steps=300, eval_every=150, eval_episodes=2, bc_seconds=3.0)
+SMOKE_EPISODE_STEPS = 40
+SMOKE_IBRL = dict(
+    batch_size=32,
+    learning_starts=100,
+    policy_kwargs=dict(
+        encoder="vit",
+        encoder_kwargs=dict(embed_dim=32, depth=1, num_heads=2),
+        q_hidden_dim=64,
+        net_arch=[64, 64],
+        trunk_dim=32,
+    ),
+)
+SMOKE_BC = dict(resnet_width=8, batch_size=32)
+
+
+def headline_task_ids() -> list[str]:
+    """The tasks of the headline run: the pixel tasks of the benchmark and ``PointGoal-pixel-v0``."""
+    return [POINT_GOAL_PIXEL] + [env_id for env_id in known_task_ids() if "-pixel-" in env_id]
+
+
+def check_keywords(overrides: dict[str, Any], bc_overrides: dict[str, Any]) -> None:
+    """Fail before anything runs when an override is not a keyword of ``IBRL`` (or of ``train_bc``)."""
+    from sb3_ibrl.ibrl import IBRL
+    from sb3_ibrl.il.training import train_bc
+
+    for options, function, flag in ((overrides, IBRL.__init__, "--override"), (bc_overrides, train_bc, "--bc")):
+        known = set(inspect.signature(function).parameters) - {"self", "policy", "env"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"{flag} {', '.join(unknown)}: not a keyword of {function.__qualname__}; known: {sorted(known)}")
+
+
+def task_spec(task: str) -> TaskSpec:
+    """The paper's settings of a headline task (``PointGoal-pixel-v0``: its calibrated small-ViT settings)."""
+    if task == POINT_GOAL_PIXEL:
+        base = get_task(POINT_GOAL_ID)
+        return TaskSpec(
+            task, base.n_demos, base.budget, base.eval_every, dict(POINT_GOAL_PIXEL_IBRL_SETTINGS), base.bc_settings
+        )
+    return get_task(task, "paper")
+
+
+def make_task_env(task: str, smoke: bool = False) -> gym.Env:
+    """One env of a headline task (``--smoke`` cuts the episodes of the simulated tasks at ``SMOKE_EPISODE_STEPS``)."""
+    if task == POINT_GOAL_PIXEL:
+        return gym.make(POINT_GOAL_ID, obs_mode="pixel")
+    return gym.make(task, **(dict(max_episode_steps=SMOKE_EPISODE_STEPS) if smoke else {}))
+
+
+def env_factory(task: str, smoke: bool) -> Callable[[], gym.Env]:
+    """
+    A picklable function that makes one env of the task: ``SubprocVecEnv`` workers unpickle it, which imports
+    this module and thereby registers the package's envs.
+    """
+    return functools.partial(make_task_env, task, smoke)
+
+
+def record_demos(task: str, n_demos: int, seed: int) -> list[Episode]:
+    """The scripted expert's demos, full-length (``PointGoal-pixel-v0``: the PointGoal expert reads ``info["state"]``)."""
+    if task == POINT_GOAL_PIXEL:
+        from sb3_ibrl.common.evaluation import record_episodes
+        from sb3_ibrl.envs import PointGoalExpert
+
+        env = make_task_env(task)
+        return record_episodes(env, PointGoalExpert(seed=seed), n_demos, seed=seed, act_fn_input="state")
+    return record_task_demos(task, n_demos, seed=seed)
