@@ -13,9 +13,9 @@
 #   OVERRIDES (IBRL keywords for --override, e.g. "train_freq=2")  BC_SECONDS (60)  EVAL_EPISODES (10)
 #   BUDGET (570: seconds for the whole script)  RUN_DIR (runs/gpu-headline)  DEVICE (cuda)
 #   EXTRA (more headline arguments; a CPU dry run: DEVICE=cpu EXTRA=--smoke STEPS=300 BUDGET=240)
-#   SPEED_ARGS (pixel_speed.py options; default: the paper ViT, free and ResNet-18 IL, baseline / device replay / bf16;
+#   SPEED_ARGS (pixel_speed.py options; default: the paper ViT, ResNet-18 IL, baseline / IL cache / device replay / bf16;
 #     torch.compile variants take minutes to compile: give them a call of their own, e.g.
-#     SPEED_ARGS="--encoders paper-vit --speedups baseline device-replay bf16 compile cudagraphs --il resnet18 --updates 200")
+#     SPEED_ARGS="--encoders paper-vit --speedups baseline cache-il device-replay bf16 compile cudagraphs --il resnet18 --updates 200")
 # The headline stops in time and saves a checkpoint; RUN_DIR is an ignored folder of the tree, which the device machine
 # keeps while it stays warm: the same call again (at once) continues a partial run.
 #
@@ -90,7 +90,7 @@ if [ "$t" -ge 30 ]; then
   [ "$t" -gt 120 ] && t=120
   # shellcheck disable=SC2086
   timeout -k 5 "$t" python3 -u benchmarks/pixel_speed.py --device "${DEVICE:-cuda}" ${SPEED_ARGS:---encoders paper-vit \
-    --speedups baseline device-replay bf16 --il free resnet18 --updates 100 --no-td3} --out "$OUT/pixel_speed.json" \
+    --speedups baseline cache-il device-replay bf16 --il resnet18 --updates 100 --no-td3} --out "$OUT/pixel_speed.json" \
     >"$OUT/pixel_speed.log" 2>&1
   echo "[gpu_headline] pixel_speed exit status $? after $((SECONDS - start)) s"
   cat "$OUT/pixel_speed.log"

@@ -27,9 +27,14 @@ class SQILReplayBuffer(IBRLReplayBuffer):
         kwargs["oversample_successes"] = False
         super().__init__(*args, **kwargs)
 
-    def add_demonstrations(self, episodes: Sequence[Episode], scale_action: Callable[[np.ndarray], np.ndarray]) -> None:
+    def add_demonstrations(
+        self,
+        episodes: Sequence[Episode],
+        scale_action: Callable[[np.ndarray], np.ndarray],
+        next_il_actions: Optional[Sequence[np.ndarray]] = None,
+    ) -> None:
         relabeled = [Episode(ep.obs, ep.acts, np.ones(len(ep), dtype=np.float32), ep.terminal) for ep in episodes]
-        super().add_demonstrations(relabeled, scale_action)
+        super().add_demonstrations(relabeled, scale_action, next_il_actions)
 
     def add(self, obs: Obs, next_obs: Obs, action: np.ndarray, reward: np.ndarray, done: np.ndarray, infos: list) -> None:
         super().add(obs, next_obs, action, np.zeros_like(reward), done, infos)

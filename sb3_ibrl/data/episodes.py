@@ -273,3 +273,19 @@ def _warn_out_of_bounds_actions(episodes: Sequence[Episode], action_space: space
             "them to the env's.",
             stacklevel=3,
         )
+
+
+def truncated_flag(info: dict[str, Any]) -> bool:
+    """
+    ``info["TimeLimit.truncated"]`` as a bool; a 0-d or 1-element array (as some wrappers give) is accepted, as SB3 does.
+
+    :param info: the info dict of one env
+    :return: whether the episode was cut by a time limit
+    """
+    value = info.get("TimeLimit.truncated", False)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    value = np.asarray(value)
+    if value.size != 1:
+        raise ValueError(f'info["TimeLimit.truncated"] must be a bool (or an array of one bool), got {value!r}')
+    return bool(value.reshape(-1)[0])

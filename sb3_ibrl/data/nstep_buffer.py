@@ -19,8 +19,19 @@ from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_ibrl.data.episodes import Episode, Obs, obs_index, stack_obs
-from sb3_ibrl.data.storage import allocate, gather, resolve_storage_device, snapshot, to_numpy, write
+from sb3_ibrl.data.episodes import Episode, Obs, stack_obs, truncated_flag
+from sb3_ibrl.data.il_cache import ILActionCache, with_il_actions
+from sb3_ibrl.data.storage import (
+    allocate,
+    as_stored,
+    differ_per_env,
+    equal_as_stored,
+    gather,
+    resolve_storage_device,
+    snapshot,
+    to_numpy,
+    write,
+)
 
 _NO_ENV = np.zeros(0, dtype=np.int64)
 # Refuse buffers whose arrays would take more than this fraction of the memory available now
@@ -118,46 +129,6 @@ def check_buffer_memory(
     return needed
 
 
-def _as_stored(space: spaces.Space, obs: Obs, n_envs: int) -> Obs:
-    """A copy of ``obs`` (all envs) as the buffer stores it: in the space's dtype, ``(n_envs, *shape)``."""
-    if isinstance(space, spaces.Dict):
-        return {key: _as_stored(sub, obs[key], n_envs) for key, sub in space.spaces.items()}  # type: ignore[index]
-    stored = np.array(obs, dtype=space.dtype)
-    shape = (n_envs, *space.shape)  # type: ignore[misc]
-    return stored if stored.shape == shape else stored.reshape(shape)
-
-
-def _equal(first: Obs, second: Obs) -> bool:
-    """
-    Whether two observations as stored (same dtype and shape) are the same, bit for bit: as the buffer would return
-    them. Comparing the bytes is the cheap check of the usual case (0.3 us for 39 floats, ~3 us for a 3x96x96 image).
-    """
-    if isinstance(first, dict):
-        return all(first[key].tobytes() == second[key].tobytes() for key in first)  # type: ignore[index]
-    return first.tobytes() == second.tobytes()  # type: ignore[union-attr]
-
-
-def _differ(first: Obs, second: Obs, n_envs: int) -> np.ndarray:
-    """Per env, whether two observations as stored (``(n_envs, *shape)``) differ: ``(n_envs,)`` bools."""
-    return np.array([not _equal(obs_index(first, env_idx), obs_index(second, env_idx)) for env_idx in range(n_envs)])
-
-
-def truncated_flag(info: dict[str, Any]) -> bool:
-    """
-    ``info["TimeLimit.truncated"]`` as a bool; a 0-d or 1-element array (as some wrappers give) is accepted, as SB3 does.
-
-    :param info: the info dict of one env
-    :return: whether the episode was cut by a time limit
-    """
-    value = info.get("TimeLimit.truncated", False)
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    value = np.asarray(value)
-    if value.size != 1:
-        raise ValueError(f'info["TimeLimit.truncated"] must be a bool (or an array of one bool), got {value!r}')
-    return bool(value.reshape(-1)[0])
-
-
 class NStepBuffer(ReplayBuffer):
     """
     Replay buffer with n-step returns that stores every observation once (see the module docstring).
@@ -221,6 +192,9 @@ class NStepBuffer(ReplayBuffer):
         # Next observation of every episode end and break held, keyed by (row, env); that of the newest row (host copy)
         self.final_observations: dict[tuple[int, int], Obs] = {}
         self.newest_next_observations: Optional[Obs] = None
+        # IL actions of the next observations, made when the first one is given (set_next_il_actions)
+        self.il_cache: Optional[ILActionCache] = None
+        self._pending_il_actions: Optional[np.ndarray] = None
 
     def add(
         self,
@@ -236,6 +210,9 @@ class NStepBuffer(ReplayBuffer):
             self.final_observations.pop((row, env_idx), None)  # its transition is overwritten
         write(self.observations, row, obs)
         self._break_links(row, obs)
+        if self.il_cache is not None:
+            self.il_cache.write(row, self._pending_il_actions)
+        self._pending_il_actions = None
         self.actions[row] = np.asarray(action).reshape(self.n_envs, self.action_dim)
         self.rewards[row] = np.asarray(reward).reshape(self.n_envs)
         self.dones[row] = np.asarray(done).reshape(self.n_envs)
@@ -245,9 +222,20 @@ class NStepBuffer(ReplayBuffer):
             self.timeouts[row] = [truncated_flag(info) for info in infos]
         for env_idx in np.flatnonzero(self.dones[row]):
             self.final_observations[(row, int(env_idx))] = snapshot(gather(next_obs, env_idx), self.storage_device)
-        self.newest_next_observations = _as_stored(self.observation_space, next_obs, self.n_envs)
+        self.newest_next_observations = as_stored(self.observation_space, next_obs, self.n_envs)
         self.pos = (self.pos + 1) % self.buffer_size
         self.full = self.full or self.pos == 0
+
+    def set_next_il_actions(self, actions: np.ndarray) -> None:
+        """
+        The IL actions (in ``[-1, 1]``, one per env) of the next observations of the transitions that the next
+        :meth:`add` stores: cached with them for the bootstrap proposal.
+
+        :param actions: ``(n_envs, action_dim)``
+        """
+        if self.il_cache is None:
+            self.il_cache = ILActionCache(self.buffer_size, self.n_envs, self.action_dim)
+        self._pending_il_actions = np.asarray(actions, dtype=np.float32)
 
     def _break_links(self, row: int, obs: Obs) -> np.ndarray:
         """
@@ -264,10 +252,10 @@ class NStepBuffer(ReplayBuffer):
         elif self.storage_device is None:
             stored = gather(self.observations, row)
         else:  # compared in host memory, as the buffer stores it
-            stored = _as_stored(self.observation_space, obs, self.n_envs)
-        if self.newest_next_observations is None or previous == row or _equal(stored, self.newest_next_observations):
+            stored = as_stored(self.observation_space, obs, self.n_envs)
+        if self.newest_next_observations is None or previous == row or equal_as_stored(stored, self.newest_next_observations):
             return _NO_ENV  # nothing held before, overwritten (size 1), or consecutive (the usual case)
-        broken = np.flatnonzero(_differ(stored, self.newest_next_observations, self.n_envs) & ~self.dones[previous])
+        broken = np.flatnonzero(differ_per_env(stored, self.newest_next_observations, self.n_envs) & ~self.dones[previous])
         for env_idx in broken:
             self.breaks[previous, env_idx] = True
             held = gather(self.newest_next_observations, env_idx)
@@ -293,6 +281,8 @@ class NStepBuffer(ReplayBuffer):
     def reset(self) -> None:
         super().reset()
         self.breaks[:] = False
+        if self.il_cache is not None:
+            self.il_cache.cached[:] = False
         self.final_observations.clear()
         self.newest_next_observations = None
 
@@ -336,7 +326,7 @@ class NStepBuffer(ReplayBuffer):
 
         obs = self._normalize_obs(gather(self.observations, (batch_inds, env_indices)), env)  # type: ignore[arg-type]
         next_obs = self._normalize_obs(self.next_observations_of(last_rows, env_indices), env)  # type: ignore[arg-type]
-        return ReplayBufferSamples(
+        samples = ReplayBufferSamples(
             observations=self._obs_to_torch(obs),
             actions=self.to_torch(self.actions[batch_inds, env_indices]),
             next_observations=self._obs_to_torch(next_obs),
@@ -344,6 +334,9 @@ class NStepBuffer(ReplayBuffer):
             rewards=self.to_torch(returns.astype(np.float32)),
             discounts=self.to_torch(discounts),
         )
+        if self.il_cache is None:
+            return samples
+        return with_il_actions(samples, *self.il_cache.read(last_rows, env_indices), self.to_torch)  # type: ignore[return-value]
 
     def _obs_to_torch(self, obs: Obs) -> Any:
         if isinstance(obs, dict):
@@ -366,6 +359,8 @@ class NStepBuffer(ReplayBuffer):
         self.__dict__.update(state)
         if "breaks" not in state:  # pickled before breaks were kept: every row was added in sequence
             self.breaks = np.zeros_like(self.dones)
+        self.__dict__.setdefault("il_cache", None)  # pickled before IL actions were cached
+        self.__dict__.setdefault("_pending_il_actions", None)
         device = state.get("storage_device")
         if device is not None and device.type == "cuda" and not th.cuda.is_available():
             device = None  # saved on a GPU, loaded without one: host memory
@@ -374,22 +369,34 @@ class NStepBuffer(ReplayBuffer):
             self.observations = snapshot(self.observations, device)
             self.final_observations = {key: snapshot(value, device) for key, value in self.final_observations.items()}
 
+    def _episode_rows(self) -> list[np.ndarray]:
+        """The rows of each complete episode held (env 0, in row order, from a buffer that has not wrapped around)."""
+        size = self.size()
+        ends = np.flatnonzero(self.dones[:size, 0] | self.breaks[:size, 0])
+        episode_rows, start = [], 0
+        for end in ends:
+            if self.dones[end, 0]:  # rows before a break (added out of sequence) belong to no complete episode
+                episode_rows.append(np.arange(start, end + 1))
+            start = end + 1
+        return episode_rows
+
     def episodes(self) -> list[Episode]:
         """
         The complete episodes held (env 0, in row order, from a buffer that has not wrapped around). Rows before a
         break (transitions added out of sequence) belong to no complete episode and are left out.
         """
-        size = self.size()
-        ends = np.flatnonzero(self.dones[:size, 0] | self.breaks[:size, 0])
-        episodes, start = [], 0
-        for end in ends:
-            if not self.dones[end, 0]:
-                start = end + 1
-                continue
-            rows = np.arange(start, end + 1)
+        episodes = []
+        for rows in self._episode_rows():
             frames = [to_numpy(gather(self.observations, (row, 0))) for row in rows]
-            obs = stack_obs([*frames, to_numpy(self.final_observations[(end, 0)])])
-            terminal = not bool(self.timeouts[end, 0])
+            obs = stack_obs([*frames, to_numpy(self.final_observations[(rows[-1], 0)])])
+            terminal = not bool(self.timeouts[rows[-1], 0])
             episodes.append(Episode(obs, self.actions[rows, 0], self.rewards[rows, 0], terminal))
-            start = end + 1
         return episodes
+
+    def episode_next_il_actions(self) -> list[Optional[np.ndarray]]:
+        """For each of :meth:`episodes`, the cached IL actions of its next observations, or ``None`` when not cached."""
+        cache = self.il_cache
+        return [
+            cache.actions[rows, 0] if cache is not None and cache.cached[rows, 0].all() else None
+            for rows in self._episode_rows()
+        ]

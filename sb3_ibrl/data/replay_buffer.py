@@ -19,7 +19,8 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_ibrl.data.episodes import Episode, Obs, obs_index, stack_obs
+from sb3_ibrl.data.episodes import Episode, Obs, obs_index, stack_obs, truncated_flag
+from sb3_ibrl.data.il_cache import concat_samples
 from sb3_ibrl.data.nstep_buffer import (
     NStepBuffer,
     available_memory_bytes,
@@ -27,7 +28,6 @@ from sb3_ibrl.data.nstep_buffer import (
     observation_bytes,
     stored_transitions,
     transition_bytes,
-    truncated_flag,
 )
 from sb3_ibrl.data.storage import gather, resolve_storage_device, to_numpy
 
@@ -130,19 +130,28 @@ class IBRLReplayBuffer(NStepBuffer):
         """Number of transitions of successful online episodes held for oversampling."""
         return 0 if self.successes is None else self.successes.size()
 
-    def add_demonstrations(self, episodes: Sequence[Episode], scale_action: Callable[[np.ndarray], np.ndarray]) -> None:
+    def add_demonstrations(
+        self,
+        episodes: Sequence[Episode],
+        scale_action: Callable[[np.ndarray], np.ndarray],
+        next_il_actions: Optional[Sequence[np.ndarray]] = None,
+    ) -> None:
         """
         Store demonstrations permanently (they are never evicted by online data).
 
         :param episodes: the demonstrations, actions in env units
         :param scale_action: maps env-unit actions to the ``[-1, 1]`` actions stored in the buffer
+        :param next_il_actions: per episode, the IL actions of its next observations ``obs[1:]`` (``(T, action_dim)``
+            in ``[-1, 1]``), cached for the bootstrap proposal; ``None``: not cached
         """
         held = [] if self.demos is None else self.demos.episodes()  # already scaled
+        held_il = [None] * len(held) if self.demos is None else self.demos.episode_next_il_actions()
         new = [Episode(ep.obs, scale_action(ep.acts), ep.rews, ep.terminal) for ep in episodes]
+        new_il = [None] * len(new) if next_il_actions is None else list(next_il_actions)
         self._check_memory_with_demos(sum(len(ep) for ep in held + new))
         store = self._make_store(sum(len(ep) for ep in held + new))
-        for ep in held + new:
-            self._add_episode(store, ep)
+        for ep, il_actions in zip(held + new, held_il + new_il):
+            self._add_episode(store, ep, il_actions)
         self.demos = store
 
     def _check_memory_with_demos(self, n_demo_transitions: int) -> None:
@@ -167,10 +176,12 @@ class IBRLReplayBuffer(NStepBuffer):
         )
 
     @staticmethod
-    def _add_episode(store: NStepBuffer, episode: Episode) -> None:
+    def _add_episode(store: NStepBuffer, episode: Episode, next_il_actions: Optional[np.ndarray] = None) -> None:
         n_steps = len(episode)
         for t in range(n_steps):
             last = t == n_steps - 1
+            if next_il_actions is not None:
+                store.set_next_il_actions(next_il_actions[t][None])
             store.add(
                 stack_obs([obs_index(episode.obs, t)]),
                 stack_obs([obs_index(episode.obs, t + 1)]),
@@ -202,7 +213,9 @@ class IBRLReplayBuffer(NStepBuffer):
                 obs_seq = stack_obs([*frames, to_numpy(self.final_observations[(row, int(env_idx))])])
                 terminal = not truncated_flag(infos[env_idx])
                 episode = Episode(obs_seq, self.actions[rows, env_idx], self.rewards[rows, env_idx], terminal)
-                self._add_episode(self.successes, episode)
+                cache = self.il_cache
+                il_actions = cache.actions[rows, env_idx] if cache is not None and cache.cached[rows, env_idx].all() else None
+                self._add_episode(self.successes, episode, il_actions)
             self._episode_lengths[env_idx] = 0
 
     def _break_links(self, row: int, obs: Obs) -> np.ndarray:
@@ -237,16 +250,4 @@ class IBRLReplayBuffer(NStepBuffer):
             parts.append(self.demos.sample(n_from_demos, env=env))  # type: ignore[union-attr]
         if n_prior - n_from_demos > 0:
             parts.append(self.successes.sample(n_prior - n_from_demos, env=env))  # type: ignore[union-attr]
-        return _concat_samples(parts)
-
-
-def _cat(values: list[Any]) -> Any:
-    if isinstance(values[0], dict):
-        return {key: th.cat([value[key] for value in values], dim=0) for key in values[0]}
-    return th.cat(values, dim=0)
-
-
-def _concat_samples(parts: Sequence[ReplayBufferSamples]) -> ReplayBufferSamples:
-    if len(parts) == 1:
-        return parts[0]
-    return ReplayBufferSamples(*(_cat([getattr(part, name) for part in parts]) for name in ReplayBufferSamples._fields))
+        return concat_samples(parts)

@@ -83,6 +83,30 @@ def to_numpy(obs: Obs) -> Obs:
     return _map(obs, lambda value: value.cpu().numpy() if isinstance(value, th.Tensor) else value)
 
 
+def as_stored(space: spaces.Space, obs: Obs, n_envs: int) -> Obs:
+    """A copy of ``obs`` (all envs) as the buffer stores it: in the space's dtype, ``(n_envs, *shape)``."""
+    if isinstance(space, spaces.Dict):
+        return {key: as_stored(sub, obs[key], n_envs) for key, sub in space.spaces.items()}  # type: ignore[index]
+    stored = np.array(obs, dtype=space.dtype)
+    shape = (n_envs, *space.shape)  # type: ignore[misc]
+    return stored if stored.shape == shape else stored.reshape(shape)
+
+
+def equal_as_stored(first: Obs, second: Obs) -> bool:
+    """
+    Whether two observations as stored (same dtype and shape) are the same, bit for bit: as the buffer would return
+    them. Comparing the bytes is the cheap check of the usual case (0.3 us for 39 floats, ~3 us for a 3x96x96 image).
+    """
+    if isinstance(first, dict):
+        return all(first[key].tobytes() == second[key].tobytes() for key in first)  # type: ignore[index]
+    return first.tobytes() == second.tobytes()  # type: ignore[union-attr]
+
+
+def differ_per_env(first: Obs, second: Obs, n_envs: int) -> np.ndarray:
+    """Per env, whether two observations as stored (``(n_envs, *shape)``) differ: ``(n_envs,)`` bools."""
+    return np.array([not equal_as_stored(gather(first, env_idx), gather(second, env_idx)) for env_idx in range(n_envs)])
+
+
 def resolve_storage_device(
     storage_device: Optional[Union[str, th.device]], device: th.device, observation_space: spaces.Space, obs_bytes: int
 ) -> Optional[th.device]:

@@ -2,7 +2,6 @@
 Imitation Bootstrapped Reinforcement Learning (IBRL) on SB3's TD3 (Hu et al., 2024, Algorithm 1).
 """
 
-import warnings
 from collections import deque
 from typing import Any, ClassVar, Optional, TypeVar, Union
 
@@ -17,8 +16,10 @@ from stable_baselines3.td3.td3 import TD3
 from sb3_ibrl.common.spaces import has_image
 from sb3_ibrl.data.demo_files import DemoSource, to_episodes
 from sb3_ibrl.data.episodes import check_episodes
+from sb3_ibrl.data.nstep_buffer import NStepBuffer
 from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.ibrl.acceleration import CompileOption, UpdateFunctions, autocast
+from sb3_ibrl.ibrl.il_actions import ILActions
 from sb3_ibrl.ibrl.losses import actor_loss, critic_loss, td_target
 from sb3_ibrl.ibrl.options import check_ibrl_options
 from sb3_ibrl.ibrl.persistence import SaveLoadHooks
@@ -93,6 +94,9 @@ class IBRL(SaveLoadHooks, TD3):
         the updates (parameters and optimizer state stay float32)
     :param compile_updates: ``torch.compile`` the update functions (encoder, TD target, critic and actor losses):
         ``False``, ``True``, a mode (``"reduce-overhead"`` adds CUDA graphs) or a dict of ``torch.compile`` arguments
+    :param cache_il_actions: compute the IL action of every stored transition's next observation once, when it is
+        stored (and of the demos when they are added), and let the bootstrap proposal read it; ``False`` runs the IL
+        policy on every sampled batch. Required for stateful IL policies
     :param scale_updates_with_n_envs: ``True``: ``gradient_steps`` counts updates per ``train_freq`` steps of each
         env (fixed updates per env step whatever ``n_envs``); ``False``: SB3's meaning (per ``train()`` call)
     :param stats_window_size: window size for the rollout logging
@@ -148,6 +152,7 @@ class IBRL(SaveLoadHooks, TD3):
         mixed_precision: Optional[str] = None,
         compile_updates: CompileOption = False,
         scale_updates_with_n_envs: bool = True,
+        cache_il_actions: bool = True,
         stats_window_size: int = 100,
         tensorboard_log: Optional[str] = None,
         policy_kwargs: Optional[dict[str, Any]] = None,
@@ -196,6 +201,7 @@ class IBRL(SaveLoadHooks, TD3):
         self.mixed_precision = mixed_precision
         self.compile_updates = compile_updates
         self.scale_updates_with_n_envs = scale_updates_with_n_envs
+        self.cache_il_actions = cache_il_actions
         if _init_setup_model:
             self._setup_model()
 
@@ -219,12 +225,11 @@ class IBRL(SaveLoadHooks, TD3):
             self.action_noise = NormalActionNoise(np.zeros(action_dim), self.exploration_std * np.ones(action_dim))
 
         self.il_policy = as_il_policy(self.il_policy, self.observation_space, self.action_space, self.device)
-        vec_normalize = self._vec_normalize_env
-        if self.il_policy is not None and vec_normalize is not None and vec_normalize.norm_obs:
-            warnings.warn(
-                "VecNormalize(norm_obs=True) is used with an IL policy: the IL policy receives the normalized "
-                "observations that the RL networks see. Train it on normalized observations too, or set norm_obs=False."
-            )
+        self._il = None  # where the IL actions come from: cached once per env step, or computed per batch
+        if self.il_policy is not None:
+            cache = self.cache_il_actions and isinstance(self.replay_buffer, NStepBuffer)
+            normalized = self._vec_normalize_env is not None and self._vec_normalize_env.norm_obs
+            self._il = ILActions(self.il_policy, self.observation_space, self._obs_to_tensor, cache, normalized)
         self.policy.il_policy = self.il_policy
         self.policy.proposal_beta = self.proposal_beta
         self.policy.proposal_critic = self.proposal_critic
@@ -254,8 +259,26 @@ class IBRL(SaveLoadHooks, TD3):
         def scale(actions: np.ndarray) -> np.ndarray:  # env units -> [-1, 1], as the buffer stores actions
             return self.policy.scale_action(np.clip(actions, low, high))
 
-        self.replay_buffer.add_demonstrations(episodes, scale)
+        il_actions = None if self._il is None else self._il.for_demos(episodes)
+        self.replay_buffer.add_demonstrations(episodes, scale, il_actions)
         return sum(len(ep) for ep in episodes)
+
+    def _obs_to_tensor(self, obs: Any) -> Any:
+        return self.policy.obs_to_tensor(obs)[0]
+
+    def _setup_learn(self, total_timesteps: int, *args: Any, **kwargs: Any) -> Any:
+        reset = kwargs.get("reset_num_timesteps", args[1] if len(args) > 1 else True) or self._last_obs is None
+        result = super()._setup_learn(total_timesteps, *args, **kwargs)
+        if reset and self._il is not None:  # new episodes in every env
+            self._il.restart(self.n_envs)
+        return result
+
+    def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray,
+                          dones: np.ndarray, infos: list[dict[str, Any]]) -> None:  # fmt: skip
+        cached = None if self._il is None else self._il.after_step(new_obs, dones, infos)
+        if cached is not None:  # the IL actions of the stored transitions' next observations
+            replay_buffer.set_next_il_actions(cached)
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
     @property
     def il_action_fraction(self) -> float:
@@ -270,15 +293,16 @@ class IBRL(SaveLoadHooks, TD3):
         if warming_up and (self.il_policy is None or self.warmup == "random"):
             return super()._sample_action(learning_starts, None, n_envs)  # uniform random actions
         obs_tensor, _ = self.policy.obs_to_tensor(self._last_obs)  # type: ignore[arg-type]
+        il_action = None if self._il is None else self._il.for_acting(self._last_obs)  # computed as the obs came
         with th.no_grad():
             if warming_up:
-                scaled_action = self.il_policy(obs_tensor)  # type: ignore[misc]
+                scaled_action = self.il_policy(obs_tensor) if il_action is None else il_action  # type: ignore[misc]
                 use_il = th.ones(len(scaled_action), dtype=th.bool)
             else:
                 noise = None
                 if action_noise is not None:
                     noise = th.as_tensor(np.asarray(action_noise()), dtype=th.float32, device=self.device).reshape(n_envs, -1)
-                scaled_action, use_il = self.policy.propose(obs_tensor, rl_noise=noise, beta=self.proposal_beta)
+                scaled_action, use_il = self.policy.propose(obs_tensor, noise, self.proposal_beta, il_action=il_action)
         self._il_choices.extend(use_il.cpu().numpy().tolist())
         buffer_action = scaled_action.cpu().numpy()
         return self.policy.unscale_action(buffer_action), buffer_action
@@ -296,6 +320,8 @@ class IBRL(SaveLoadHooks, TD3):
 
         ``deterministic=True`` takes the greedy choice; otherwise the choice configured by ``proposal_beta``.
         """
+        if self.il_policy is not None and episode_start is not None:  # a stateful IL policy: its episodes start here
+            self.il_policy.start_episodes(np.flatnonzero(episode_start), context="predict")
         act_with_il = self.policy.act_with_il
         self.policy.act_with_il = act_with_il and not rl_only
         try:
@@ -330,7 +356,7 @@ class IBRL(SaveLoadHooks, TD3):
                 observations = self.policy.augment(data.observations)
                 with th.no_grad():
                     next_encoded = self._fns.encode(self.policy.augment(data.next_observations))
-                    next_il_action = il_policy(data.next_observations) if il_policy is not None else None
+                    next_il_action = None if il_policy is None else self._il.for_bootstrap(data)  # type: ignore[union-attr]
                 target_q, used_il = self._fns.td_target(
                     next_encoded, next_il_action, data.rewards, data.dones, discounts, self.actor_target, self.critic_target,
                     self.target_policy_noise, self.target_noise_clip,
@@ -375,25 +401,19 @@ class IBRL(SaveLoadHooks, TD3):
         """The actor loss of one update (Alg. 1 line 19); baselines that regularize the actor override it."""
         return actor_loss(self.actor, self.critic, encoded, self.actor_q_reduction)
 
-    def learn(
+    def learn(  # type: ignore[override]
         self: SelfIBRL,
         total_timesteps: int,
         callback: MaybeCallback = None,
         log_interval: int = 4,
         tb_log_name: str = "IBRL",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
+        **kwargs: Any,
     ) -> SelfIBRL:
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
+        """SB3's ``learn`` (``reset_num_timesteps``, ``progress_bar``), logging under ``IBRL``."""
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
         # The IL policy is kept (pickled with the model); demonstrations live in the replay buffer
         # The update functions are rebuilt after loading (compiled ones cannot be pickled)
-        return [*super()._excluded_save_params(), "demonstrations", "_il_choices", "_fns", "_updates_per_train_call"]
+        excluded = ["demonstrations", "_il_choices", "_fns", "_updates_per_train_call", "_il"]
+        return [*super()._excluded_save_params(), *excluded]

@@ -363,6 +363,7 @@ class IBRLPolicy(SavedAlone, TD3Policy):
         rl_noise: Optional[th.Tensor] = None,
         beta: Optional[float] = None,
         deterministic: bool = False,
+        il_action: Optional[th.Tensor] = None,
     ) -> tuple[th.Tensor, th.Tensor]:
         """
         The actor proposal: score the RL action (plus exploration noise) and the IL action with the min of
@@ -373,6 +374,7 @@ class IBRLPolicy(SavedAlone, TD3Policy):
         :param beta: ``None`` for the greedy choice, else the inverse temperature of the soft choice
         :param deterministic: score with the expectation of the random-pair min (mean over all pairs) instead
             of one random pair, so that the same observation always gets the same action
+        :param il_action: the IL policy's actions for these observations when already computed (``[-1, 1]``)
         :return: actions in ``[-1, 1]`` ``(batch, action_dim)`` and the mask of rows that took the IL action ``(batch,)``
         """
         encoded = self.encode(observation)
@@ -381,7 +383,7 @@ class IBRLPolicy(SavedAlone, TD3Policy):
             rl_action = (rl_action + rl_noise).clamp(-1.0, 1.0)
         if self.il_policy is None or not self.act_with_il:
             return rl_action, th.zeros(len(rl_action), dtype=th.bool, device=rl_action.device)
-        il_action = self.il_policy(observation)  # (batch, action_dim)
+        il_action = self.il_policy(observation) if il_action is None else il_action  # (batch, action_dim)
         critic = self.critic if self.proposal_critic == "online" else self.critic_target
         q_rl, q_il = q_values_of_two(critic, encoded, rl_action, il_action)  # (n_critics, batch, 1)
         # One draw of the random pair for both candidates (they are scored by the same critics)

@@ -50,6 +50,16 @@ class FrozenILPolicy(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
+    @property
+    def stateful(self) -> bool:
+        """Whether the policy keeps memory across steps (a :class:`~sb3_ibrl.il.stateful.StatefulILPolicy`)."""
+        return bool(getattr(self.policy, "stateful", False))
+
+    def start_episodes(self, env_indices: Any, context: str = "train") -> None:
+        """Tell a stateful policy that these envs start an episode (nothing for a stateless one)."""
+        if self.stateful and len(env_indices) > 0:
+            self.policy.start_episodes([int(i) for i in env_indices], context)
+
     def train(self, mode: bool = True) -> "FrozenILPolicy":
         """The IL policy stays in eval mode whatever is asked (it is frozen)."""
         return super().train(False)
@@ -59,9 +69,20 @@ class FrozenILPolicy(nn.Module):
         return self.low.device
 
     @th.no_grad()
-    def forward(self, observation: Union[th.Tensor, dict[str, th.Tensor]]) -> th.Tensor:
-        # (batch, *obs_shape) or a dict of such tensors -> (batch, action_dim) in [-1, 1]
-        if isinstance(self.policy, BasePolicy):
+    def forward(
+        self, observation: Union[th.Tensor, dict[str, th.Tensor]], env_indices: Any = None, context: str = "predict"
+    ) -> th.Tensor:
+        """
+        :param observation: ``(batch, *obs_shape)`` or a dict of such tensors
+        :param env_indices: for a stateful policy, the env of each row (default: ``0 .. batch - 1``)
+        :param context: for a stateful policy, whose memory: ``"train"``, ``"predict"`` or ``"demos"``
+        :return: ``(batch, action_dim)`` in ``[-1, 1]``
+        """
+        if self.stateful:
+            batch = len(next(iter(observation.values()))) if isinstance(observation, dict) else len(observation)
+            env_indices = list(range(batch)) if env_indices is None else [int(i) for i in env_indices]
+            actions = th.as_tensor(self.policy.step(observation, env_indices, context), dtype=th.float32, device=self.device)
+        elif isinstance(self.policy, BasePolicy):
             actions = self.policy._predict(observation, deterministic=True)
             if self.policy.squash_output:  # already in [-1, 1] (e.g. TD3 / SAC actors)
                 self._check_finite(actions, observation)
