@@ -188,3 +188,43 @@ def test_action_chunking_on_a_bc_policy_learns_with_ibrl(demos):
     model = IBRL("MlpPolicy", "PointGoal-v0", il_policy=il, demonstrations=demos, **SETTINGS).learn(150)
     assert model._n_updates > 0 and 0 < model.il_action_fraction <= 1
     assert model.replay_buffer.il_cache.cached[: model.replay_buffer.size()].all()
+
+
+@pytest.mark.slow
+def test_state_rl_with_an_image_il_policy_learns(tmp_path):
+    """RL from the state, IL from the image (its own observations): the paper's state-based robomimic setup, small."""
+    pytest.importorskip("imitation.algorithms.bc")
+    from sb3_ibrl.common.evaluation import evaluate_policy_success
+    from sb3_ibrl.envs.point_goal_pixels import PixelStateAdapter
+    from sb3_ibrl.il.training import train_bc
+
+    th.set_num_threads(1)
+    env = gym.make("PointGoal-v0", obs_mode="state_pixel")
+    demos = record_episodes(env, PointGoalExpert(seed=2), n_episodes=1, seed=2, act_fn_input="state")
+    assert set(demos[0].obs) == {"state", "image"}
+    state_demos = [type(ep)(ep.obs["state"], ep.acts, ep.rews, ep.terminal) for ep in demos]
+    state_space = env.observation_space["state"]
+    bc = train_bc(state_demos, state_space, env.action_space, n_batches=1000, learning_rate=1e-3, net_arch=[64, 64], seed=3)
+    reader = PixelStateAdapter(bc.policy)  # acts on images: the IL policy never sees the state
+    il = lambda images: th.as_tensor(reader(images), dtype=th.float32)  # noqa: E731
+    model = IBRL(
+        "MlpPolicy", env, il_policy=il, il_obs_keys=["image"], demonstrations=demos, seed=3, **POINT_GOAL_IBRL_SETTINGS
+    )
+    assert model.observation_space == state_space  # the RL networks read the state ...
+    assert model.replay_buffer.observations.shape[-1] == 4  # ... and only the state enters the replay buffer
+    model.learn(3000)
+    assert model.replay_buffer.il_cache.cached[: model.replay_buffer.size()].all()
+
+    def act(obs):  # full observations (both keys): the hybrid of RL on the state and IL on the image
+        return model.predict(obs, deterministic=True)[0]
+
+    success, _ = evaluate_policy_success(gym.make("PointGoal-v0", obs_mode="state_pixel"), act, 20, seed=123)
+    assert success >= 0.8
+    model.save(tmp_path / "model.zip")
+    loaded = IBRL.load(tmp_path / "model.zip", env=gym.make("PointGoal-v0", obs_mode="state_pixel"))
+    obs = gym.make("PointGoal-v0", obs_mode="state_pixel").reset(seed=5)[0]
+    np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], act(obs), atol=1e-5)
+    with pytest.raises(ValueError, match="need the keys of both sides"):
+        model.add_demonstrations(state_demos)
+    with pytest.raises(ValueError, match="il_obs_keys"):
+        IBRL("MlpPolicy", gym.make("PointGoal-v0"), il_policy=il, il_obs_keys=["image"])  # not a Dict space

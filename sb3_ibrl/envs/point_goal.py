@@ -24,6 +24,8 @@ Observation (``obs_mode``):
 - ``"pixel"``: a channel-first ``uint8`` image ``(3, image_size, image_size)`` of the arena seen from above: wall,
   goal, the point, and a fainter dot behind it that shows its velocity (so one frame is a Markov state)
 - ``"pixel_proprio"``: ``Dict(image=<the same image without the velocity dot>, proprio=[vx, vy])``
+- ``"state_pixel"``: ``Dict(state=<the state>, image=<the "pixel" image>)``: RL from the state and IL from the image
+  (``IBRL(il_obs_keys=["image"])``), as the paper's state-based robomimic runs use a pixel BC policy
 
 In pixel modes ``info["state"]`` holds the state observation, so :class:`PointGoalExpert` can drive them.
 
@@ -46,7 +48,7 @@ DEFAULT_GOAL = (0.6, 0.0)
 DEFAULT_WALL = (0.1, 0.25, -0.7, 0.7)
 
 WallSpec = Optional[Sequence[float]]
-OBS_MODES = ("state", "pixel", "pixel_proprio")
+OBS_MODES = ("state", "pixel", "pixel_proprio", "state_pixel")
 
 
 class PointGoalEnv(gym.Env):
@@ -66,7 +68,7 @@ class PointGoalEnv(gym.Env):
     :param drag: linear drag coefficient (1/s): ``dv/dt = max_accel * action - drag * v``
     :param max_speed: speed cap per axis, also the bound of the velocity part of the observation
     :param render_mode: ``None`` or ``"rgb_array"`` (a small top-down image)
-    :param obs_mode: ``"state"``, ``"pixel"`` or ``"pixel_proprio"`` (see the module docstring)
+    :param obs_mode: ``"state"``, ``"pixel"``, ``"pixel_proprio"`` or ``"state_pixel"`` (see the module docstring)
     :param image_size: side of the observed images in pixel modes
     """
 
@@ -128,6 +130,8 @@ class PointGoalEnv(gym.Env):
             self.observation_space: spaces.Space = self.state_space
         elif obs_mode == "pixel":
             self.observation_space = image_space
+        elif obs_mode == "state_pixel":
+            self.observation_space = spaces.Dict({"state": self.state_space, "image": image_space})
         else:
             proprio = spaces.Box(-self.max_speed, self.max_speed, (2,), dtype=np.float32)
             self.observation_space = spaces.Dict({"image": image_space, "proprio": proprio})
@@ -145,8 +149,9 @@ class PointGoalEnv(gym.Env):
     def _get_obs(self) -> Any:
         if self.obs_mode == "state":
             return self._get_state()
-        if self.obs_mode == "pixel":
-            return self.draw(self.image_size, velocity_dot=True).transpose(2, 0, 1).copy()
+        if self.obs_mode in ("pixel", "state_pixel"):
+            image = self.draw(self.image_size, velocity_dot=True).transpose(2, 0, 1).copy()
+            return image if self.obs_mode == "pixel" else {"state": self._get_state(), "image": image}
         image = self.draw(self.image_size, velocity_dot=False).transpose(2, 0, 1).copy()
         return {"image": image, "proprio": self.vel.astype(np.float32)}
 

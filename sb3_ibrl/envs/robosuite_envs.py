@@ -122,6 +122,10 @@ class RobosuiteEnv(RenderedSimEnv):
     :param render_mode: ``None`` or ``"rgb_array"`` (:meth:`render` returns an ``(H, W, 3)`` image)
     :param render_size: height and width of :meth:`render`'s images
     :param render_camera: camera of :meth:`render` (default: ``agentview``)
+    :param il_camera: with ``obs_mode="state"``, also render this camera for the IL policy: the observation is then
+        ``{"state": the state vector, il_camera: (3, image_size, image_size) uint8}``, e.g. the wrist camera
+        ``"robot0_eye_in_hand"`` (the paper's state runs use a pixel BC policy); give ``IBRL(il_obs_keys=[il_camera])``
+        so that the RL networks read the state and the IL policy the image
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -135,8 +139,11 @@ class RobosuiteEnv(RenderedSimEnv):
         render_mode: Optional[str] = None,
         render_size: int = 256,
         render_camera: str = "agentview",
+        il_camera: Optional[str] = None,
     ) -> None:
         super().__init__()
+        if il_camera is not None and obs_mode != "state":
+            raise ValueError(f"il_camera={il_camera!r} is for obs_mode='state' (pixel modes render their camera already)")
         if task not in ROBOMIMIC_TASKS:
             raise ValueError(f"Unknown robomimic task {task!r}: expected one of {sorted(ROBOMIMIC_TASKS)}")
         if obs_mode not in ROBOSUITE_OBS_MODES:
@@ -151,9 +158,10 @@ class RobosuiteEnv(RenderedSimEnv):
         self.render_mode = render_mode
         self.render_size = int(render_size)
         self.render_camera = render_camera
+        self.il_camera = il_camera
         self.state_keys = self.task.object_keys + PROPRIO_KEYS
 
-        robosuite = import_robosuite(needs_rendering=obs_mode != "state")
+        robosuite = import_robosuite(needs_rendering=obs_mode != "state" or il_camera is not None)
         self._sim = robosuite.make(
             self.task.robosuite_name,
             robots="Panda",
@@ -176,7 +184,9 @@ class RobosuiteEnv(RenderedSimEnv):
         proprio_dim = sum(np.asarray(raw[key]).size for key in PROPRIO_KEYS)
         state_space = spaces.Box(-np.inf, np.inf, shape=(state_dim,), dtype=np.float32)
         image_space = spaces.Box(0, 255, shape=(3, self.image_size, self.image_size), dtype=np.uint8)
-        if obs_mode == "state":
+        if obs_mode == "state" and il_camera is not None:
+            self.observation_space = spaces.Dict({"state": state_space, il_camera: image_space})
+        elif obs_mode == "state":
             self.observation_space = state_space
         elif obs_mode == "pixel":
             self.observation_space = image_space
@@ -187,7 +197,8 @@ class RobosuiteEnv(RenderedSimEnv):
 
         self._renderer: Optional[CameraRenderer] = None
         self._video_renderer: Optional[CameraRenderer] = None
-        if obs_mode != "state":
+        if obs_mode != "state" or il_camera is not None:
+            self.camera = il_camera or self.camera
             self._renderer = self._make_renderer(self.camera, self.image_size)
 
     @property
@@ -209,10 +220,12 @@ class RobosuiteEnv(RenderedSimEnv):
 
     def _observe(self, raw: dict[str, Any]) -> tuple[ObsType, np.ndarray]:
         state = np.concatenate([np.asarray(raw[key], dtype=np.float32).ravel() for key in self.state_keys])
-        if self.obs_mode == "state":
+        if self.obs_mode == "state" and self.il_camera is None:
             return state, state
         self._renderer = self._current(self._renderer, self.camera, self.image_size)
         image = self._renderer.render_chw()
+        if self.obs_mode == "state":
+            return {"state": state, self.camera: image}, state
         if self.obs_mode == "pixel":
             return image, state
         proprio = np.concatenate([np.asarray(raw[key], dtype=np.float32).ravel() for key in PROPRIO_KEYS])

@@ -19,7 +19,7 @@ from sb3_ibrl.data.episodes import check_episodes
 from sb3_ibrl.data.nstep_buffer import NStepBuffer
 from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.ibrl.acceleration import CompileOption, UpdateFunctions, autocast
-from sb3_ibrl.ibrl.il_actions import ILActions
+from sb3_ibrl.ibrl.il_actions import ILActions, ILCollectionHooks
 from sb3_ibrl.ibrl.losses import actor_loss, critic_loss, td_target
 from sb3_ibrl.ibrl.options import check_ibrl_options
 from sb3_ibrl.ibrl.persistence import SaveLoadHooks
@@ -32,6 +32,7 @@ from sb3_ibrl.ibrl.policies import (
     MultiInputPolicy,
 )
 from sb3_ibrl.il.frozen import ILPolicySource, as_il_policy
+from sb3_ibrl.il.observations import find_split, split_env
 from sb3_ibrl.networks.mlp import ema_update
 from sb3_ibrl.networks.q_networks import Encoded
 
@@ -42,7 +43,7 @@ VECTOR_BUFFER_SIZE = 1_000_000
 IMAGE_BUFFER_SIZE = 300_000
 
 
-class IBRL(SaveLoadHooks, TD3):
+class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
     """
     Imitation Bootstrapped Reinforcement Learning (IBRL), with a TD3 backbone.
 
@@ -94,6 +95,9 @@ class IBRL(SaveLoadHooks, TD3):
         the updates (parameters and optimizer state stay float32)
     :param compile_updates: ``torch.compile`` the update functions (encoder, TD target, critic and actor losses):
         ``False``, ``True``, a mode (``"reduce-overhead"`` adds CUDA graphs) or a dict of ``torch.compile`` arguments
+    :param il_obs_keys: keys of a Dict observation that only the IL policy reads (e.g. a wrist camera rendered by a
+        state task, ``gym.make("Lift-state-v0", il_camera="robot0_eye_in_hand")``); the RL networks read the others (a
+        key alone: its Box). The IL observations never enter the replay buffer (their IL actions are cached)
     :param cache_il_actions: compute the IL action of every stored transition's next observation once, when it is
         stored (and of the demos when they are added), and let the bootstrap proposal read it; ``False`` runs the IL
         policy on every sampled batch. Required for stateful IL policies
@@ -153,6 +157,7 @@ class IBRL(SaveLoadHooks, TD3):
         compile_updates: CompileOption = False,
         scale_updates_with_n_envs: bool = True,
         cache_il_actions: bool = True,
+        il_obs_keys: Optional[list[str]] = None,
         stats_window_size: int = 100,
         tensorboard_log: Optional[str] = None,
         policy_kwargs: Optional[dict[str, Any]] = None,
@@ -161,6 +166,8 @@ class IBRL(SaveLoadHooks, TD3):
         device: Union[th.device, str] = "auto",
         _init_setup_model: bool = True,
     ):
+        if il_obs_keys is not None and env is not None:  # the RL networks learn from the other keys
+            env = split_env(env, il_obs_keys, verbose)
         super().__init__(
             policy,
             env,
@@ -202,6 +209,7 @@ class IBRL(SaveLoadHooks, TD3):
         self.compile_updates = compile_updates
         self.scale_updates_with_n_envs = scale_updates_with_n_envs
         self.cache_il_actions = cache_il_actions
+        self.il_obs_keys = il_obs_keys
         if _init_setup_model:
             self._setup_model()
 
@@ -224,12 +232,14 @@ class IBRL(SaveLoadHooks, TD3):
             action_dim = self.action_space.shape[0]  # type: ignore[index]
             self.action_noise = NormalActionNoise(np.zeros(action_dim), self.exploration_std * np.ones(action_dim))
 
-        self.il_policy = as_il_policy(self.il_policy, self.observation_space, self.action_space, self.device)
+        split = find_split(self.env) if self.il_obs_keys else None
+        il_space = self.observation_space if split is None else split.il_observation_space
+        self.il_policy = as_il_policy(self.il_policy, il_space, self.action_space, self.device)
         self._il = None  # where the IL actions come from: cached once per env step, or computed per batch
         if self.il_policy is not None:
             cache = self.cache_il_actions and isinstance(self.replay_buffer, NStepBuffer)
             normalized = self._vec_normalize_env is not None and self._vec_normalize_env.norm_obs
-            self._il = ILActions(self.il_policy, self.observation_space, self._obs_to_tensor, cache, normalized)
+            self._il = ILActions(self.il_policy, il_space, self._obs_to_tensor, cache, normalized, split)
         self.policy.il_policy = self.il_policy
         self.policy.proposal_beta = self.proposal_beta
         self.policy.proposal_critic = self.proposal_critic
@@ -252,33 +262,17 @@ class IBRL(SaveLoadHooks, TD3):
         """
         if not isinstance(self.replay_buffer, IBRLReplayBuffer):
             raise ValueError("Demonstrations need an IBRLReplayBuffer")
-        episodes = to_episodes(demonstrations)
+        episodes, il_actions = to_episodes(demonstrations), None
+        if self._il is not None:  # the RL part (with il_obs_keys) and the IL actions to cache
+            episodes, il_actions = self._il.split_demos(episodes)
         check_episodes(episodes, self.observation_space, self.action_space)  # type: ignore[arg-type]
         low, high = self.action_space.low, self.action_space.high  # type: ignore[union-attr]
 
         def scale(actions: np.ndarray) -> np.ndarray:  # env units -> [-1, 1], as the buffer stores actions
             return self.policy.scale_action(np.clip(actions, low, high))
 
-        il_actions = None if self._il is None else self._il.for_demos(episodes)
         self.replay_buffer.add_demonstrations(episodes, scale, il_actions)
         return sum(len(ep) for ep in episodes)
-
-    def _obs_to_tensor(self, obs: Any) -> Any:
-        return self.policy.obs_to_tensor(obs)[0]
-
-    def _setup_learn(self, total_timesteps: int, *args: Any, **kwargs: Any) -> Any:
-        reset = kwargs.get("reset_num_timesteps", args[1] if len(args) > 1 else True) or self._last_obs is None
-        result = super()._setup_learn(total_timesteps, *args, **kwargs)
-        if reset and self._il is not None:  # new episodes in every env
-            self._il.restart(self.n_envs)
-        return result
-
-    def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray,
-                          dones: np.ndarray, infos: list[dict[str, Any]]) -> None:  # fmt: skip
-        cached = None if self._il is None else self._il.after_step(new_obs, dones, infos)
-        if cached is not None:  # the IL actions of the stored transitions' next observations
-            replay_buffer.set_next_il_actions(cached)
-        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
     @property
     def il_action_fraction(self) -> float:
@@ -322,6 +316,9 @@ class IBRL(SaveLoadHooks, TD3):
         """
         if self.il_policy is not None and episode_start is not None:  # a stateful IL policy: its episodes start here
             self.il_policy.start_episodes(np.flatnonzero(episode_start), context="predict")
+        hybrid = None if self._il is None or rl_only else self._il.predict(self.policy, observation, deterministic)
+        if hybrid is not None:  # full observations of an env whose IL policy reads its own keys
+            return hybrid, state
         act_with_il = self.policy.act_with_il
         self.policy.act_with_il = act_with_il and not rl_only
         try:

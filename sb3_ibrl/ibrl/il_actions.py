@@ -15,11 +15,13 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.utils import obs_as_tensor
 
 from sb3_ibrl.data.episodes import Episode, stack_obs
 from sb3_ibrl.data.il_cache import ILReplayBufferSamples
 from sb3_ibrl.data.storage import as_stored, gather
 from sb3_ibrl.il.frozen import FrozenILPolicy
+from sb3_ibrl.il.observations import ILObservationSplit, take
 
 ObsToTensor = Callable[[Any], Any]  # numpy observations (batched) -> tensors on the model's device
 
@@ -124,6 +126,8 @@ class ILActions:
     :param obs_to_tensor: the policy's conversion of observations to tensors
     :param cache: cache the IL actions in the replay buffer (it must be an :class:`~sb3_ibrl.data.nstep_buffer.NStepBuffer`)
     :param normalized_obs: the observations are normalized (``VecNormalize(norm_obs=True)``): warn
+    :param split: the env's :class:`~sb3_ibrl.il.observations.ILObservationSplit` when the IL policy reads its own
+        observations (then they come from it, never from the replay buffer)
     """
 
     def __init__(
@@ -133,6 +137,7 @@ class ILActions:
         obs_to_tensor: ObsToTensor,
         cache: bool,
         normalized_obs: bool,
+        split: Optional[ILObservationSplit] = None,
     ):
         if normalized_obs:
             warnings.warn(
@@ -143,8 +148,14 @@ class ILActions:
             raise ValueError(
                 "A stateful IL policy runs once per env step: it needs cache_il_actions=True and an IBRLReplayBuffer"
             )
-        self.il, self.space, self.obs_to_tensor, self.cache = il, observation_space, obs_to_tensor, cache
+        if split is not None and not cache:
+            raise ValueError("An IL policy that reads its own observations (il_obs_keys) needs cache_il_actions=True")
+        self.il, self.space, self.obs_to_tensor, self.cache, self.split = il, observation_space, obs_to_tensor, cache, split
         self.current: Optional[th.Tensor] = None  # the IL actions of the observations acted on next, when computed
+
+    def il_obs(self, obs: Any) -> Any:
+        """The IL policy's view of the latest observations (``obs``, or the IL part kept by the split env)."""
+        return obs if self.split is None else self.split.il_observations
 
     def restart(self, n_envs: int) -> None:
         """Every env starts a new episode (``learn`` reset the envs)."""
@@ -156,14 +167,18 @@ class ILActions:
         if not self.cache:
             return None
         if self.current is None:  # the first step after a reset
-            self.current = acting_il_actions(self.il, self.space, obs, self.obs_to_tensor)
+            self.current = acting_il_actions(self.il, self.space, self.il_obs(obs), self.obs_to_tensor)
         return self.current
 
     def after_step(self, new_obs: Any, dones: np.ndarray, infos: Sequence[dict]) -> Optional[np.ndarray]:
         """After an env step: the IL actions to cache with the stored transitions (``None`` without the cache)."""
         if not self.cache:
             return None
-        cached, self.current = il_actions_after_step(self.il, self.space, new_obs, dones, infos, self.obs_to_tensor)
+        if self.split is not None:  # the IL part of the observations (final ones: kept apart in the infos)
+            infos = [{"terminal_observation": info.get("terminal_il_observation")} for info in infos]
+        cached, self.current = il_actions_after_step(
+            self.il, self.space, self.il_obs(new_obs), dones, infos, self.obs_to_tensor
+        )
         return cached
 
     def for_demos(self, episodes: Sequence[Episode]) -> Optional[list[np.ndarray]]:
@@ -172,4 +187,70 @@ class ILActions:
 
     def for_bootstrap(self, data: ReplayBufferSamples) -> th.Tensor:
         """The IL actions of a batch's next observations (the bootstrap proposal)."""
+        if self.split is not None and isinstance(data, ILReplayBufferSamples) and len(data.next_il_missing):
+            raise ValueError(
+                "The IL policy reads its own observations (il_obs_keys), which the replay buffer does not keep, but a batch "
+                "holds transitions without a cached IL action (added by hand, or demos without the IL's keys)"
+            )
         return bootstrap_il_actions(self.il, data, self.cache)
+
+    def split_demos(self, episodes: Sequence[Episode]) -> tuple[list[Episode], Optional[list[np.ndarray]]]:
+        """The demonstrations the replay buffer keeps (the RL part, when split) and the IL actions to cache with them."""
+        if self.split is None:
+            return list(episodes), self.for_demos(episodes)
+        full_keys = set(self.split.rl_keys) | set(self.split.il_keys)
+        for i, episode in enumerate(episodes):
+            if not isinstance(episode.obs, dict) or not full_keys <= set(episode.obs):
+                got = sorted(episode.obs) if isinstance(episode.obs, dict) else "an array"
+                raise ValueError(
+                    f"Demonstration episode {i} has observations {got}; with il_obs_keys the demonstrations need the keys "
+                    f"of both sides, {sorted(full_keys)} (the IL policy's actions for them are cached)"
+                )
+        il_view = [Episode(take(ep.obs, self.split.il_keys), ep.acts, ep.rews, ep.terminal) for ep in episodes]
+        rl_view = [Episode(take(ep.obs, self.split.rl_keys), ep.acts, ep.rews, ep.terminal) for ep in episodes]
+        return rl_view, self.for_demos(il_view)
+
+    def predict(self, policy: Any, observation: Any, deterministic: bool) -> Optional[np.ndarray]:
+        """
+        The hybrid action for full observations (both sides' keys) when split, else ``None`` (the policy predicts).
+        """
+        if self.split is None or not isinstance(observation, dict) or not set(self.split.il_keys) <= set(observation):
+            return None
+        policy.set_training_mode(False)  # as SB3's predict: no dropout
+        rl_obs, vectorized = policy.obs_to_tensor(take(observation, self.split.rl_keys))
+        il_obs = take(observation, self.split.il_keys)
+        if not vectorized:  # one observation: a batch of one
+            il_obs = {key: value[None] for key, value in il_obs.items()} if isinstance(il_obs, dict) else il_obs[None]
+        with th.no_grad():
+            il_action = self.il(_as_tensor(self.space, il_obs, self.obs_to_tensor))
+            actions, _ = policy.propose(rl_obs, beta=None if deterministic else policy.proposal_beta,
+                                        deterministic=deterministic, il_action=il_action)  # fmt: skip
+        actions = policy.unscale_action(actions.cpu().numpy())
+        return actions if vectorized else actions[0]
+
+
+class ILCollectionHooks:
+    """
+    IBRL's collection hooks, placed before SB3's algorithm class (``class IBRL(..., ILCollectionHooks, TD3)``): every
+    env starts an episode for the IL policy when ``learn`` resets the envs, and each stored transition gets the IL
+    action of its next observation (``self._il``, an :class:`ILActions`, or ``None`` without an IL policy).
+    """
+
+    _il: Optional[ILActions]
+
+    def _obs_to_tensor(self, obs: Any) -> Any:
+        return obs_as_tensor(obs, self.device)  # batched numpy observations (the IL's own space: not the policy's)
+
+    def _setup_learn(self, total_timesteps: int, *args: Any, **kwargs: Any) -> Any:
+        reset = kwargs.get("reset_num_timesteps", args[1] if len(args) > 1 else True) or self._last_obs is None
+        result = super()._setup_learn(total_timesteps, *args, **kwargs)
+        if reset and self._il is not None:  # new episodes in every env
+            self._il.restart(self.n_envs)
+        return result
+
+    def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray,
+                          dones: np.ndarray, infos: list[dict[str, Any]]) -> None:  # fmt: skip
+        cached = None if self._il is None else self._il.after_step(new_obs, dones, infos)
+        if cached is not None:  # the IL actions of the stored transitions' next observations
+            replay_buffer.set_next_il_actions(cached)
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)

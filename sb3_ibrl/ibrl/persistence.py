@@ -26,6 +26,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import GymEnv
 
 from sb3_ibrl.data.nstep_buffer import NStepBuffer
+from sb3_ibrl.il.observations import split_env
 
 PathOrFile = Union[str, pathlib.Path, io.BufferedIOBase]
 IL_POLICY_KEY = "il_policy"
@@ -163,8 +164,14 @@ class SaveLoadHooks:
         force_reset: bool = True,
         **kwargs: Any,
     ) -> SelfAlgorithm:
-        """SB3's ``load``; an IL policy that cannot be unpickled raises an ``ImportError`` that says how to do without."""
+        """
+        SB3's ``load``; an IL policy that cannot be unpickled raises an ``ImportError`` that says how to do without. A model
+        whose IL policy reads its own observations (``il_obs_keys``) splits ``env``'s observations as when it learned.
+        """
         custom_objects = il_policy_custom_objects(path, custom_objects, kwargs)
+        data = _saved_data(path)
+        if env is not None and data is not None and data.get("il_obs_keys"):
+            env = split_env(env, data["il_obs_keys"])
         return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)  # type: ignore
 
     def save_replay_buffer(self, path: PathOrFile) -> None:
