@@ -17,7 +17,8 @@ HELP_COMMANDS = {
     "demos": (["sb3_ibrl.demos", "--help"], "--max-attempts"),
     "demos replay": (["sb3_ibrl.demos", "replay", "--help"], "--file"),
     "train (rl-zoo3)": (["sb3_ibrl.train", "--help"], "--num-threads"),
-    "benchmark": (["sb3_ibrl.benchmark", "--help"], "{run,report}"),
+    "benchmark": (["sb3_ibrl.benchmark", "--help"], "{run,report,headline}"),
+    "benchmark headline": (["sb3_ibrl.benchmark", "headline", "--help"], "--time-limit"),
     "benchmark run": (["sb3_ibrl.benchmark", "run", "--help"], "rlpd+: RLPD+: 50% demos + successes"),
     "benchmark report": (["sb3_ibrl.benchmark", "report", "--help"], "--out"),
 }
