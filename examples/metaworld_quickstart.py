@@ -1,6 +1,6 @@
 """
 The main job on Meta-World from states: 3 scripted demos -> BC with imitation -> IBRL, printing the success curve
-and saving it (PNG with matplotlib, always CSV). 22 minutes with the defaults, measured on 2 CPU cores shared with other
+and saving it (PNG with matplotlib, always CSV). 22-24 minutes with the defaults, measured on 2 CPU cores shared with other
 jobs (less on idle cores).
 
     python examples/metaworld_quickstart.py                                  # CoffeePush, 24000 env steps
