@@ -19,6 +19,7 @@ from sb3_ibrl.data.demo_files import DemoSource, to_episodes
 from sb3_ibrl.data.episodes import check_episodes
 from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.ibrl.acceleration import CompileOption, UpdateFunctions, autocast
+from sb3_ibrl.ibrl.defaults import resolve_paper_defaults
 from sb3_ibrl.ibrl.losses import actor_loss, critic_loss, td_target
 from sb3_ibrl.ibrl.options import check_ibrl_options
 from sb3_ibrl.ibrl.persistence import SaveLoadHooks
@@ -47,7 +48,8 @@ class IBRL(SaveLoadHooks, TD3):
 
     A frozen IL policy proposes an action next to the RL actor's, when acting (actor proposal) and in
     the TD target (bootstrap proposal); the higher-valued one wins. Defaults follow Table 2 of the
-    paper for state-based tasks (E = 5 critics, G = 5 critic updates per actor update).
+    paper, for the observations at hand where it differs: E = 5 critics and G = 5 critic updates per env step
+    for states, E = 2 and G = 1 for images (or a Dict holding one); see :mod:`sb3_ibrl.ibrl.defaults`.
 
     Paper: https://arxiv.org/abs/2311.02198
 
@@ -69,7 +71,8 @@ class IBRL(SaveLoadHooks, TD3):
     :param train_freq: update the model every ``train_freq`` steps
     :param gradient_steps: critic updates per ``train_freq`` steps of each env: with ``n_envs`` envs, ``learn()``
         does ``gradient_steps * n_envs`` updates per ``train()`` call, so that the updates per env step (and the
-        learning curves over env steps) do not depend on ``n_envs`` (see ``scale_updates_with_n_envs``)
+        learning curves over env steps) do not depend on ``n_envs`` (see ``scale_updates_with_n_envs``).
+        ``None``: the paper's G, 5 for states, 1 for images
     :param action_noise: exploration noise added to the RL action before the actor proposal;
         ``None`` uses Gaussian noise of std ``exploration_std``
     :param exploration_std: std of the default exploration noise (paper: 0.1)
@@ -77,7 +80,7 @@ class IBRL(SaveLoadHooks, TD3):
     :param replay_buffer_kwargs: keyword arguments for the replay buffer
     :param optimize_memory_usage: not supported with n-step returns
     :param n_steps: n of the n-step return (authors' release: 3)
-    :param policy_delay: critic updates per actor update, G (paper: 5 for states, 1 for pixels)
+    :param policy_delay: critic updates per actor update, G; ``None``: the paper's, 5 for states, 1 for images
     :param target_policy_noise: std of the target policy smoothing noise (paper: 0.1)
     :param target_noise_clip: clip of the target policy smoothing noise, c (paper: 0.3)
     :param bootstrap_proposal: use the IL action in the TD target (False: the "actor proposal only" ablation)
@@ -97,7 +100,8 @@ class IBRL(SaveLoadHooks, TD3):
         env (fixed updates per env step whatever ``n_envs``); ``False``: SB3's meaning (per ``train()`` call)
     :param stats_window_size: window size for the rollout logging
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param policy_kwargs: additional arguments for the policy (``net_arch``, ``n_critics``, ``dropout``, ...)
+    :param policy_kwargs: additional arguments for the policy (``net_arch``, ``n_critics``, ``dropout``, ...);
+        ``n_critics`` missing or ``None``: the paper's E, 5 for states, 2 for images
     :param verbose: verbosity level
     :param seed: seed for the pseudo random generators
     :param device: device (cpu, cuda, ...)
@@ -128,14 +132,14 @@ class IBRL(SaveLoadHooks, TD3):
         tau: float = 0.01,
         gamma: float = 0.99,
         train_freq: Union[int, tuple[int, str]] = 1,
-        gradient_steps: int = 5,
+        gradient_steps: Optional[int] = None,
         action_noise: Optional[ActionNoise] = None,
         exploration_std: float = 0.1,
         replay_buffer_class: Optional[type[ReplayBuffer]] = None,
         replay_buffer_kwargs: Optional[dict[str, Any]] = None,
         optimize_memory_usage: bool = False,
         n_steps: int = 3,
-        policy_delay: int = 5,
+        policy_delay: Optional[int] = None,
         target_policy_noise: float = 0.1,
         target_noise_clip: float = 0.3,
         bootstrap_proposal: bool = True,
@@ -166,13 +170,13 @@ class IBRL(SaveLoadHooks, TD3):
             tau=tau,
             gamma=gamma,
             train_freq=train_freq,
-            gradient_steps=gradient_steps,
+            gradient_steps=gradient_steps,  # type: ignore[arg-type]  # None: resolved in _setup_model
             action_noise=action_noise,
             replay_buffer_class=replay_buffer_class,
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
             n_steps=n_steps,
-            policy_delay=policy_delay,
+            policy_delay=policy_delay,  # type: ignore[arg-type]
             target_policy_noise=target_policy_noise,
             target_noise_clip=target_noise_clip,
             stats_window_size=stats_window_size,
@@ -200,6 +204,10 @@ class IBRL(SaveLoadHooks, TD3):
             self._setup_model()
 
     def _setup_model(self) -> None:
+        resolved = resolve_paper_defaults(self)  # options left to None: the paper's values for these observations
+        if resolved and self.verbose >= 1:
+            kind = "image" if has_image(self.observation_space) else "state"
+            print(f"IBRL: the paper's {kind} settings: " + ", ".join(f"{k}={v}" for k, v in resolved.items()))
         check_ibrl_options(self)  # a clear ValueError for any bad option, before anything is built
         if self.replay_buffer_class is None:
             self.replay_buffer_class = IBRLReplayBuffer
