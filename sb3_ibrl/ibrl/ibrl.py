@@ -19,6 +19,7 @@ from sb3_ibrl.data.episodes import check_episodes
 from sb3_ibrl.data.nstep_buffer import NStepBuffer
 from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.ibrl.acceleration import CompileOption, UpdateFunctions, autocast
+from sb3_ibrl.ibrl.defaults import resolve_paper_defaults
 from sb3_ibrl.ibrl.il_actions import ILActions, ILCollectionHooks
 from sb3_ibrl.ibrl.losses import actor_loss, critic_loss, td_target
 from sb3_ibrl.ibrl.options import check_ibrl_options
@@ -49,7 +50,8 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
 
     A frozen IL policy proposes an action next to the RL actor's, when acting (actor proposal) and in
     the TD target (bootstrap proposal); the higher-valued one wins. Defaults follow Table 2 of the
-    paper for state-based tasks (E = 5 critics, G = 5 critic updates per actor update).
+    paper, for the observations at hand where it differs: E = 5 critics and G = 5 critic updates per env step
+    for states, E = 2 and G = 1 for images (or a Dict holding one); see :mod:`sb3_ibrl.ibrl.defaults`.
 
     Paper: https://arxiv.org/abs/2311.02198
 
@@ -71,7 +73,8 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
     :param train_freq: update the model every ``train_freq`` steps
     :param gradient_steps: critic updates per ``train_freq`` steps of each env: with ``n_envs`` envs, ``learn()``
         does ``gradient_steps * n_envs`` updates per ``train()`` call, so that the updates per env step (and the
-        learning curves over env steps) do not depend on ``n_envs`` (see ``scale_updates_with_n_envs``)
+        learning curves over env steps) do not depend on ``n_envs`` (see ``scale_updates_with_n_envs``).
+        ``None``: the paper's G, 5 for states, 1 for images
     :param action_noise: exploration noise added to the RL action before the actor proposal;
         ``None`` uses Gaussian noise of std ``exploration_std``
     :param exploration_std: std of the default exploration noise (paper: 0.1)
@@ -79,7 +82,7 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
     :param replay_buffer_kwargs: keyword arguments for the replay buffer
     :param optimize_memory_usage: not supported with n-step returns
     :param n_steps: n of the n-step return (authors' release: 3)
-    :param policy_delay: critic updates per actor update, G (paper: 5 for states, 1 for pixels)
+    :param policy_delay: critic updates per actor update, G; ``None``: the paper's, 5 for states, 1 for images
     :param target_policy_noise: std of the target policy smoothing noise (paper: 0.1)
     :param target_noise_clip: clip of the target policy smoothing noise, c (paper: 0.3)
     :param bootstrap_proposal: use the IL action in the TD target (False: the "actor proposal only" ablation)
@@ -105,7 +108,8 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
         env (fixed updates per env step whatever ``n_envs``); ``False``: SB3's meaning (per ``train()`` call)
     :param stats_window_size: window size for the rollout logging
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
-    :param policy_kwargs: additional arguments for the policy (``net_arch``, ``n_critics``, ``dropout``, ...)
+    :param policy_kwargs: additional arguments for the policy (``net_arch``, ``n_critics``, ``dropout``, ...);
+        ``n_critics`` missing or ``None``: the paper's E, 5 for states, 2 for images
     :param verbose: verbosity level
     :param seed: seed for the pseudo random generators
     :param device: device (cpu, cuda, ...)
@@ -136,14 +140,14 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
         tau: float = 0.01,
         gamma: float = 0.99,
         train_freq: Union[int, tuple[int, str]] = 1,
-        gradient_steps: int = 5,
+        gradient_steps: Optional[int] = None,
         action_noise: Optional[ActionNoise] = None,
         exploration_std: float = 0.1,
         replay_buffer_class: Optional[type[ReplayBuffer]] = None,
         replay_buffer_kwargs: Optional[dict[str, Any]] = None,
         optimize_memory_usage: bool = False,
         n_steps: int = 3,
-        policy_delay: int = 5,
+        policy_delay: Optional[int] = None,
         target_policy_noise: float = 0.1,
         target_noise_clip: float = 0.3,
         bootstrap_proposal: bool = True,
@@ -178,13 +182,13 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
             tau=tau,
             gamma=gamma,
             train_freq=train_freq,
-            gradient_steps=gradient_steps,
+            gradient_steps=gradient_steps,  # type: ignore[arg-type]  # None: resolved in _setup_model
             action_noise=action_noise,
             replay_buffer_class=replay_buffer_class,
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
             n_steps=n_steps,
-            policy_delay=policy_delay,
+            policy_delay=policy_delay,  # type: ignore[arg-type]
             target_policy_noise=target_policy_noise,
             target_noise_clip=target_noise_clip,
             stats_window_size=stats_window_size,
@@ -214,6 +218,7 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
             self._setup_model()
 
     def _setup_model(self) -> None:
+        resolve_paper_defaults(self)  # options left to None: the paper's values for these observations
         check_ibrl_options(self)  # a clear ValueError for any bad option, before anything is built
         if self.replay_buffer_class is None:
             self.replay_buffer_class = IBRLReplayBuffer
@@ -410,7 +415,6 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
         return super().learn(total_timesteps, callback, log_interval, tb_log_name, **kwargs)
 
     def _excluded_save_params(self) -> list[str]:
-        # The IL policy is kept (pickled with the model); demonstrations live in the replay buffer
-        # The update functions are rebuilt after loading (compiled ones cannot be pickled)
+        # The IL policy is pickled with the model; demos live in the replay buffer; the update functions are rebuilt
         excluded = ["demonstrations", "_il_choices", "_fns", "_updates_per_train_call", "_il"]
         return [*super()._excluded_save_params(), *excluded]

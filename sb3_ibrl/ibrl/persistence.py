@@ -8,6 +8,8 @@ Saving and loading IBRL models without losing work or silently losing the IL pol
 - :func:`il_policy_custom_objects`: a saved IL policy that cannot be unpickled (its class was renamed or moved, or
   its module is not installed) is an error that says how to load the model anyway, instead of SB3's warning
   followed by a model whose ``predict`` acts with the RL actor alone.
+- :func:`saved_defaults_custom_objects`: a model saved before ``n_critics`` defaulted by observation type (its
+  ``policy_kwargs`` hold no ``n_critics``) loads with the 5 critics it was trained with.
 """
 
 import base64
@@ -30,6 +32,7 @@ from sb3_ibrl.il.observations import split_env
 
 PathOrFile = Union[str, pathlib.Path, io.BufferedIOBase]
 IL_POLICY_KEY = "il_policy"
+LEGACY_N_CRITICS = 5  # n_critics of every model saved before it defaulted by observation type (then always saved)
 SelfAlgorithm = TypeVar("SelfAlgorithm", bound=BaseAlgorithm)
 
 
@@ -122,6 +125,37 @@ def il_policy_custom_objects(
     return {**custom_objects, IL_POLICY_KEY: il_policy}
 
 
+def saved_defaults_custom_objects(
+    path: PathOrFile, custom_objects: Optional[dict[str, Any]], kwargs: dict[str, Any]
+) -> Optional[dict[str, Any]]:
+    """
+    Keep the ensemble size of models saved before ``n_critics`` defaulted by observation type.
+
+    Since then, the resolved ``n_critics`` is always in the saved ``policy_kwargs`` (``gradient_steps`` and
+    ``policy_delay`` were always saved as numbers). A saved ``policy_kwargs`` without it comes from an older model,
+    built with the old default (:data:`LEGACY_N_CRITICS`), whatever its observations: that value is restored, so
+    that an image model with 5 critics is not rebuilt with 2.
+
+    :param path: the model file
+    :param custom_objects: the ``custom_objects`` given to ``load`` (a ``policy_kwargs`` there wins)
+    :param kwargs: the other keyword arguments given to ``load`` (a ``policy_kwargs`` there wins)
+    :return: the ``custom_objects`` to give SB3
+    """
+    if "policy_kwargs" in (custom_objects or {}) or "policy_kwargs" in kwargs:
+        return custom_objects
+    data = _saved_data(path)
+    item = None if data is None else data.get("policy_kwargs")
+    if data is None or (isinstance(item, dict) and item.get("n_critics") is not None):
+        return custom_objects
+    if isinstance(item, dict) and ":serialized:" in item:
+        try:
+            item = cloudpickle.loads(base64.b64decode(item[":serialized:"].encode()))
+        except Exception:  # SB3 reports it while loading
+            return custom_objects
+    policy_kwargs = dict(item or {})
+    return {**(custom_objects or {}), "policy_kwargs": {**policy_kwargs, "n_critics": LEGACY_N_CRITICS}}
+
+
 def resumable_buffer(buffer: ReplayBuffer, n_envs: Optional[int], truncate_open_episodes: bool) -> ReplayBuffer:
     """
     Prepare a loaded replay buffer for resuming: check its number of envs, end its open episodes.
@@ -169,6 +203,7 @@ class SaveLoadHooks:
         whose IL policy reads its own observations (``il_obs_keys``) splits ``env``'s observations as when it learned.
         """
         custom_objects = il_policy_custom_objects(path, custom_objects, kwargs)
+        custom_objects = saved_defaults_custom_objects(path, custom_objects, kwargs)
         data = _saved_data(path)
         if env is not None and data is not None and data.get("il_obs_keys"):
             env = split_env(env, data["il_obs_keys"])

@@ -20,6 +20,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
+from sb3_ibrl.ibrl.defaults import paper_default
 from sb3_ibrl.ibrl.policy_files import SavedAlone
 from sb3_ibrl.ibrl.proposals import actor_proposal, min_over_random_subset
 from sb3_ibrl.il.frozen import FrozenILPolicy
@@ -183,7 +184,7 @@ class IBRLPolicy(SavedAlone, TD3Policy):
     :param optimizer_class: optimizer class
     :param optimizer_kwargs: optimizer keyword arguments, excluding the learning rate (default for Adam:
         ``dict(fused=True)``)
-    :param n_critics: ensemble size E (paper: 5 for states, 2 for pixels)
+    :param n_critics: ensemble size E; ``None``: the paper's, 5 for states, 2 for images (or a Dict holding one)
     :param dropout: actor dropout probability
     :param layer_norm: LayerNorm in the actor and the state critics
     :param normalize_images: divide uint8 images by 255 before a custom features extractor (SB3's meaning); the
@@ -221,7 +222,7 @@ class IBRLPolicy(SavedAlone, TD3Policy):
         augment_actor: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: Optional[dict[str, Any]] = None,
-        n_critics: int = 5,
+        n_critics: Optional[int] = None,
         dropout: float = 0.5,
         layer_norm: bool = True,
         normalize_images: bool = True,
@@ -229,6 +230,7 @@ class IBRLPolicy(SavedAlone, TD3Policy):
         features_extractor_kwargs: Optional[dict[str, Any]] = None,
         share_features_extractor: bool = True,
     ):
+        n_critics = paper_default("n_critics", observation_space) if n_critics is None else n_critics
         if n_critics < 2:
             raise ValueError(f"n_critics must be >= 2 (the proposals take the min over a random pair), got {n_critics}")
         check_extractor_options(
@@ -404,7 +406,7 @@ class IBRLPolicy(SavedAlone, TD3Policy):
 
 
 class IBRLCnnPolicy(IBRLPolicy):
-    """:class:`IBRLPolicy` for image observations, with the ViT encoder by default (``encoder="drq"`` for DrQ)."""
+    """:class:`IBRLPolicy` for image observations: the ViT encoder (``encoder="drq"`` for DrQ), E = 2 critics by default."""
 
     default_encoder = "vit"
 

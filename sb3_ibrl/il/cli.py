@@ -28,6 +28,7 @@ import torch as th
 import sb3_ibrl.envs  # noqa: F401  (registers PointGoal-v0)
 from sb3_ibrl.data.demo_files import load_episodes
 from sb3_ibrl.data.episodes import Episode, check_episodes
+from sb3_ibrl.il.sizing import BC_EPOCHS, BC_MAX_BATCHES, BC_MIN_BATCHES, bc_batches
 from sb3_ibrl.il.training import FEATURES, bc_action_error, evaluate_bc_policy, resolve_features, save_bc_policy, train_bc
 
 HDF5_SUFFIXES = (".hdf5", ".h5")
@@ -44,7 +45,13 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="policy file to write (load it with IBRL(il_policy=OUT))")
     parser.add_argument("--n-demos", type=int, default=None, help="use only the first N demos (default: all)")
     parser.add_argument("--obs-keys", nargs="+", default=None, help="robomimic HDF5 observation keys, in env order")
-    parser.add_argument("--n-batches", type=int, default=2000, help="gradient steps (default: 2000)")
+    parser.add_argument(
+        "--n-batches",
+        type=int,
+        default=None,
+        help=f"gradient steps (default: sized to the demos, {BC_EPOCHS} passes over their transitions, at least "
+        f"{BC_MIN_BATCHES} and at most the paper's {BC_MAX_BATCHES})",
+    )
     parser.add_argument("--batch-size", type=int, default=256, help="minibatch size (default: 256, as the paper)")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4, as the paper)")
     parser.add_argument("--features", choices=FEATURES, default="auto", help="network (auto: ResNet-18 for pixels)")
@@ -151,11 +158,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     Train, save and (optionally) evaluate, printing a short report.
 
     :param args: parsed command line
-    :return: a summary (``path``, ``n_demos``, ``n_transitions``, ``features``, ``train_mse``, ``success_rate``,
-        ``mean_length``)
+    :return: a summary (``path``, ``n_demos``, ``n_transitions``, ``features``, ``n_batches``, ``train_mse``,
+        ``success_rate``, ``mean_length``)
     """
     for name in ("n_batches", "batch_size"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.eval_episodes < 0:
         raise ValueError(f"--eval-episodes must be non-negative, got {args.eval_episodes}")
@@ -191,8 +198,12 @@ def torch_threads(n_threads: Optional[int]) -> Iterator[None]:
 
 def _train_save_evaluate(args: argparse.Namespace, episodes: list[Episode], env: gym.Env, features: str) -> dict[str, Any]:
     n_transitions = sum(len(ep) for ep in episodes)
+    n_batches, sized = args.n_batches, ""
+    if n_batches is None:
+        n_batches = bc_batches(n_transitions, args.batch_size)
+        sized = f", sized to the demos ({BC_EPOCHS} passes, {BC_MIN_BATCHES} to {BC_MAX_BATCHES}; --n-batches N to choose)"
     print(
-        f"{len(episodes)} demos, {n_transitions} transitions; training BC ({features}) for {args.n_batches} batches "
+        f"{len(episodes)} demos, {n_transitions} transitions; training BC ({features}) for {n_batches} batches{sized} "
         f"(torch threads: {th.get_num_threads()})"
     )
     start = time.perf_counter()
@@ -200,7 +211,7 @@ def _train_save_evaluate(args: argparse.Namespace, episodes: list[Episode], env:
         episodes,
         env.observation_space,
         env.action_space,  # type: ignore[arg-type]
-        n_batches=args.n_batches,
+        n_batches=n_batches,
         batch_size=args.batch_size,
         learning_rate=args.lr,
         seed=args.seed,
@@ -209,8 +220,9 @@ def _train_save_evaluate(args: argparse.Namespace, episodes: list[Episode], env:
         augment=not args.no_augment,
         resnet_width=args.resnet_width,
         progress_bar=not args.no_progress,
+        print_estimate=True,
     )
-    summary: dict[str, Any] = dict(n_demos=len(episodes), n_transitions=n_transitions, features=features)
+    summary: dict[str, Any] = dict(n_demos=len(episodes), n_transitions=n_transitions, features=features, n_batches=n_batches)
     summary["train_mse"] = bc_action_error(trainer, episodes)
     summary["path"] = save_bc_policy(trainer, args.out)
     print(f"Trained in {time.perf_counter() - start:.1f}s; action MSE on the demos {summary['train_mse']:.4g}")

@@ -17,7 +17,7 @@ action, is the IL action. The rest follows the paper: Adam, learning rate 1e-4, 
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import gymnasium as gym
 import numpy as np
@@ -32,6 +32,7 @@ from sb3_ibrl.common.evaluation import evaluate_policy_success
 from sb3_ibrl.common.spaces import has_image
 from sb3_ibrl.data.demo_files import DemoSource, to_episodes
 from sb3_ibrl.data.episodes import Episode, Obs, check_episodes, obs_index
+from sb3_ibrl.il.sizing import SIZED_NOTE, BCTimeEstimate, bc_batches
 from sb3_ibrl.networks.augmentation import random_shift
 from sb3_ibrl.networks.resnet import ResNet18Extractor
 
@@ -215,7 +216,7 @@ def train_bc(
     demonstrations: DemoSource,
     observation_space: spaces.Space,
     action_space: spaces.Box,
-    n_batches: int = 2000,
+    n_batches: Optional[int] = None,
     batch_size: int = 256,
     learning_rate: float = 1e-4,
     net_arch: Optional[Union[list[int], dict[str, list[int]]]] = None,
@@ -228,6 +229,8 @@ def train_bc(
     resnet_width: int = 64,
     max_grad_norm: Optional[float] = 5.0,
     progress_bar: bool = False,
+    print_estimate: bool = False,
+    callback: Optional[Callable[[int, ActorCriticPolicy], None]] = None,
 ) -> Any:
     """
     Train a BC policy with ``imitation``'s ``bc.BC`` (Gaussian NLL; its mean action is the IL action).
@@ -235,7 +238,8 @@ def train_bc(
     :param demonstrations: demo file path, imitation trajectories or ``Episode`` objects
     :param observation_space: the env's observation space
     :param action_space: the env's action space
-    :param n_batches: number of gradient steps
+    :param n_batches: number of gradient steps; ``None``: sized to the demonstrations (:func:`~sb3_ibrl.il.sizing.bc_batches`:
+        1000 passes over the demo transitions, at least 2000 batches and at most the paper's 100K)
     :param batch_size: minibatch size (paper: 256); capped at the number of demo transitions
     :param learning_rate: Adam learning rate (paper: 1e-4)
     :param net_arch: hidden sizes after the features (default ``[256, 256]`` for the MLP, ``dict(pi=[1024], vf=[])``
@@ -250,18 +254,24 @@ def train_bc(
     :param resnet_width: base channels of the ResNet-18 (paper: 64; small values for quick tests)
     :param max_grad_norm: clip the gradient norm before every Adam step (paper: 5); ``None`` disables it
     :param progress_bar: show a tqdm progress bar of the gradient steps
+    :param print_estimate: time the first batches, then print ``BC: N batches, about M minutes``
+    :param callback: called after every batch with the number of batches done and the policy being trained
     :return: the trained ``imitation.algorithms.bc.BC`` trainer (``trainer.policy`` is an SB3 ``ActorCriticPolicy``)
     """
     bc = import_bc()
     from imitation.util import logger as imitation_logger
 
-    if n_batches < 1:
-        raise ValueError(f"n_batches must be at least 1, got {n_batches}")
+    if n_batches is not None and n_batches < 1:
+        raise ValueError(f"n_batches must be at least 1 (or None: sized to the demonstrations), got {n_batches}")
     episodes = to_episodes(demonstrations)
     check_episodes(episodes, observation_space, action_space)
     th.manual_seed(seed)
     policy = make_bc_policy(observation_space, action_space, features, net_arch, resnet_width, learning_rate)
     n_transitions = sum(len(ep) for ep in episodes)
+    note = ""
+    if n_batches is None:
+        n_batches = bc_batches(n_transitions, batch_size)
+        note = SIZED_NOTE.format(n_transitions=n_transitions)
     batch_size = min(batch_size, n_transitions)  # imitation refuses batches larger than the data
     batches = DemoBatches(episodes, observation_space, batch_size, augment=augment, pad=pad, seed=seed)
     trainer = bc.BC(
@@ -284,6 +294,17 @@ def train_bc(
         trainer.optimizer.register_step_pre_hook(clip_gradients)
     # One bar of optimizer steps (imitation's own bar adds a line per epoch: noisy with a few demos)
     bar = tqdm(total=n_batches, unit="batch", desc="BC", disable=not progress_bar, dynamic_ncols=True)
+    estimate = BCTimeEstimate(n_batches, note) if print_estimate else None
+    done = [0]
+
+    def on_batch_end() -> None:
+        done[0] += 1
+        bar.update()
+        if estimate is not None:
+            estimate()
+        if callback is not None:
+            callback(done[0], trainer.policy)
+
     try:
         with warnings.catch_warnings():
             # imitation 1.0.1 logs a tensor that requires grad; harmless
@@ -294,7 +315,7 @@ def train_bc(
                 n_batches=n_batches,
                 progress_bar=False,
                 log_interval=max(n_batches // 10, 1),
-                on_batch_end=lambda: bar.update(),
+                on_batch_end=on_batch_end,
             )
     finally:
         bar.close()

@@ -7,7 +7,8 @@ Generate the files that an rl-zoo3 IBRL config names when they are missing: the 
 
 - demos of the simulated tasks with the scripted experts: ``python -m sb3_ibrl.demos --env ID --n N --out PATH``
   (``N``: the paper's demo count, :data:`DEMO_COUNTS`); for ``PointGoal-v0`` with :class:`PointGoalExpert`;
-- the IL policy with behaviour cloning on those demos (``python -m sb3_ibrl.bc``, :data:`BC_SETTINGS`).
+- the IL policy with behaviour cloning on those demos (``python -m sb3_ibrl.bc``, :data:`BC_SETTINGS`), for a number
+  of batches sized to the demos (:func:`sb3_ibrl.il.sizing.bc_batches`); it prints how long that will take.
 
 Files are written under a temporary name and moved in place, while holding a lock on the folder, so that several
 processes (e.g. Optuna workers) starting together generate each file once.
@@ -33,8 +34,10 @@ DEMO_COUNTS: dict[str, int] = {
     **{env_id: TASK_DEMO_COUNTS[task] for env_id, (task, _) in ROBOSUITE_ENV_IDS.items()},
     **{env_id: METAWORLD_DEMO_COUNT for env_id in METAWORLD_ENV_IDS},
 }
-# Behaviour cloning: the paper trains 100K steps, batch 256, Adam 1e-4 (Appendix); PointGoal as in the quickstart
-PAPER_BC_SETTINGS: dict[str, Any] = dict(n_batches=100_000, batch_size=256, lr=1e-4)
+# Behaviour cloning: batch 256, Adam 1e-4 as the paper (Appendix); the number of batches is sized to the demos
+# (sb3_ibrl.il.sizing.bc_batches) instead of the paper's 100K, which is 100K passes over a few short demos (CoffeePush:
+# 82 transitions) before the first RL step. PointGoal as in the quickstart.
+PAPER_BC_SETTINGS: dict[str, Any] = dict(batch_size=256, lr=1e-4)
 BC_SETTINGS: dict[str, dict[str, Any]] = {POINT_GOAL_ID: dict(n_batches=1000, batch_size=256, lr=1e-3)}
 POINT_GOAL_DEMO_SEED = 2
 
@@ -161,7 +164,8 @@ def ensure_il_policy(
     :param path: the policy file to write (``IBRL(il_policy=path)`` loads it)
     :param env_kwargs: keyword arguments of ``gym.make``
     :param bc_settings: ``n_batches``, ``batch_size``, ``lr``, ... of ``python -m sb3_ibrl.bc`` (default:
-        :data:`BC_SETTINGS` for the task, else the paper's, :data:`PAPER_BC_SETTINGS`)
+        :data:`BC_SETTINGS` for the task, else the paper's batch size and learning rate, :data:`PAPER_BC_SETTINGS`,
+        and a number of batches sized to the demos); a given ``n_batches`` wins
     :return: the path
     """
     import json
@@ -175,7 +179,8 @@ def ensure_il_policy(
         print(f"IL policy {os.fspath(path)} is missing: behaviour cloning on {os.fspath(demos_path)}", flush=True)
         argv = ["--demos", os.fspath(demos_path), "--env", env_id, "--out", str(temporary)]
         for name, value in settings.items():
-            argv += [f"--{name.replace('_', '-')}", str(value)]
+            if value is not None:  # None: the command line's default (e.g. n_batches sized to the demos)
+                argv += [f"--{name.replace('_', '-')}", str(value)]
         if env_kwargs:
             argv += ["--env-kwargs", json.dumps(env_kwargs)]
         run(make_parser().parse_args(argv))
