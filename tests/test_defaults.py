@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 import zipfile
 
 import cloudpickle
@@ -143,9 +144,10 @@ def test_a_model_saved_before_the_observation_defaults_keeps_its_five_critics(tm
 
 
 def test_bc_batches_follow_the_data():
-    assert bc_batches(82) == 2000  # 3 CoffeePush demos: 1000 passes of 1 batch, below the floor
-    assert bc_batches(1340) == 5235  # 10 Can demos: ceil(1000 * 1340 / 256)
-    assert bc_batches(7500) == 29297
+    assert bc_batches(82) == 10_000  # 3 CoffeePush demos: 1000 passes of 1 batch, below the floor
+    assert bc_batches(1340) == 10_000  # 10 Can demos: 1000 passes of 5.2 batches, below the floor
+    assert bc_batches(7500) == 29297  # 50 Square demos: ceil(1000 * 7500 / 256)
+    assert bc_batches(3000, batch_size=100) == 30_000
     assert bc_batches(10**6) == 100_000  # the paper's count caps it
     assert bc_batches(100, batch_size=50, epochs=3, min_batches=1) == 6
     assert bc_batches(100, batch_size=500, epochs=3, min_batches=1) == 3  # a batch holds at most the data
@@ -211,7 +213,46 @@ def test_time_estimate_times_a_few_batches_then_prints(monkeypatch):
         estimate()
     assert len(lines) == 1  # printed once
     fast = BCTimeEstimate(2000, write=lines.append)
-    for _ in range(51):
+    for _ in range(201):
         clock[0] += 0.003
         fast()
-    assert lines[-1] == "BC: 2000 batches, about 0.1 minutes (3 ms per batch, timed on 50)"
+    assert lines[-1] == "BC: 2000 batches, about 0.1 minutes (3 ms per batch, timed on 200)"
+
+
+def test_bc_command_line_sizes_to_the_demos_and_says_how_long(tmp_path, monkeypatch, capsys):
+    from sb3_ibrl.common.evaluation import record_episodes
+    from sb3_ibrl.data.demo_files import save_episodes
+    from sb3_ibrl.envs import PointGoalExpert
+    from sb3_ibrl.il import cli
+
+    demos = record_episodes(gym.make("PointGoal-v0"), PointGoalExpert(seed=0), 2, seed=0)
+    n_transitions = sum(len(ep) for ep in demos)
+    save_episodes(tmp_path / "demos.npz", demos)
+    monkeypatch.setattr(cli, "bc_batches", lambda n, batch_size: bc_batches(n, batch_size, epochs=2, min_batches=1))
+    args = ["--demos", str(tmp_path / "demos.npz"), "--env", "PointGoal-v0", "--no-progress", "--batch-size", "16"]
+    summary = cli.run(cli.make_parser().parse_args([*args, "--out", str(tmp_path / "bc.zip")]))
+    expected = int(np.ceil(2 * n_transitions / 16))
+    assert summary["n_batches"] == expected
+    out = capsys.readouterr().out
+    assert f"{n_transitions} transitions; training BC (mlp) for {expected} batches, sized to the demos" in out
+    assert re.search(rf"BC: {expected} batches, about [0-9.]+ minutes \(\d+ ms per batch", out)  # timed, then said
+    summary = cli.run(cli.make_parser().parse_args([*args, "--out", str(tmp_path / "bc2.zip"), "--n-batches", "3"]))
+    assert summary["n_batches"] == 3 and "BC: 3 batches, about" in capsys.readouterr().out
+
+
+def test_zoo_bc_is_sized_to_the_demos_unless_given(tmp_path, monkeypatch):
+    from sb3_ibrl.il import cli
+    from sb3_ibrl.zoo.assets import ensure_il_policy
+
+    seen = []
+
+    def fake_run(args):  # records the command line's arguments, writes the file it must write
+        seen.append(args)
+        open(args.out, "w").close()
+
+    monkeypatch.setattr(cli, "run", fake_run)
+    ensure_il_policy("CoffeePush-state-v0", "demos.hdf5", tmp_path / "a.zip")
+    ensure_il_policy("CoffeePush-state-v0", "demos.hdf5", tmp_path / "b.zip", n_batches=500)
+    ensure_il_policy("CoffeePush-state-v0", "demos.hdf5", tmp_path / "c.zip", n_batches=None)
+    assert [args.n_batches for args in seen] == [None, 500, None]
+    assert (seen[0].batch_size, seen[0].lr) == (256, 1e-4)  # the paper's batch and learning rate

@@ -5,10 +5,13 @@ The imitation-learning side of IBRL.
   ``BC`` trainer, an SB3 policy, a module, a callable or a saved file into a :class:`FrozenILPolicy`).
 - :mod:`sb3_ibrl.il.training`: behaviour cloning with ``imitation``'s ``bc.BC`` (ResNet-18 + random shift for
   images, an MLP for states), saving and evaluating the BC policy.
+- :mod:`sb3_ibrl.il.sizing`: how many batches BC trains when not told (:func:`bc_batches`, sized to the demos) and
+  the printed estimate of how long it takes.
 - :mod:`sb3_ibrl.il.cli`: the command line, ``python -m sb3_ibrl.bc``.
 """
 
 from sb3_ibrl.il.frozen import FrozenILPolicy, ILPolicySource, as_il_policy
+from sb3_ibrl.il.sizing import bc_batches
 from sb3_ibrl.il.training import bc_action_error, evaluate_bc_policy, make_bc_policy, save_bc_policy, train_bc
 
 __all__ = [
@@ -16,6 +19,7 @@ __all__ = [
     "ILPolicySource",
     "as_il_policy",
     "bc_action_error",
+    "bc_batches",
     "evaluate_bc_policy",
     "make_bc_policy",
     "save_bc_policy",

@@ -239,7 +239,7 @@ def train_bc(
     :param observation_space: the env's observation space
     :param action_space: the env's action space
     :param n_batches: number of gradient steps; ``None``: sized to the demonstrations (:func:`~sb3_ibrl.il.sizing.bc_batches`:
-        1000 passes over the demo transitions, at least 2000 batches and at most the paper's 100K)
+        1000 passes over the demo transitions, at least 10K batches and at most the paper's 100K)
     :param batch_size: minibatch size (paper: 256); capped at the number of demo transitions
     :param learning_rate: Adam learning rate (paper: 1e-4)
     :param net_arch: hidden sizes after the features (default ``[256, 256]`` for the MLP, ``dict(pi=[1024], vf=[])``
