@@ -1,0 +1,315 @@
+"""
+The paper's state-based robomimic setup (Fig. 3): RL reads the low-dimensional state, the IL policy the wrist camera.
+
+For a robosuite state task (``Lift-state-v0``: 1 demo; ``Can-state-v0``: 10 demos): record the scripted demos in the
+env with ``il_camera`` (Dict observations: ``state`` and the camera), train BC with ``imitation`` on the camera images
+only (a ResNet-18 of reduced width, see ``--bc-width``), then run
+
+- ``bc``: the BC policy alone (deterministic, ``--eval-episodes`` episodes);
+- ``ibrl``: ``IBRL(il_obs_keys=[camera])``: RL on the state, IL on the images, evaluated as the hybrid;
+- ``rlpd+``: RLPD+ on the state alone, with the same demos (their state part).
+
+The RL settings are the benchmark's ``cpu`` profile (``CPU_STATE`` of :mod:`sb3_ibrl.benchmark.tasks`); ``PointGoal-v0``
+(``obs_mode="state_pixel"``, for a quick smoke run) uses its own calibrated settings.
+
+Resumable: every stage writes its results as it goes (``bc.json``, ``<method>/curve.csv`` after every evaluation, with a
+checkpoint of the model and replay buffer); a second call skips what is done and continues a run to ``--steps``.
+
+    OMP_NUM_THREADS=1 python benchmarks/state_pixel_il.py --task Lift-state-v0 --steps 10000 --eval-every 2500
+"""
+
+import argparse
+import csv
+import json
+import os
+import pickle
+import time
+from typing import Any, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+
+import sb3_ibrl  # noqa: F401  (registers the tasks)
+from sb3_ibrl import IBRL
+from sb3_ibrl.baselines.rlpd import RLPD
+from sb3_ibrl.benchmark.tasks import CPU_STATE
+from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
+from sb3_ibrl.data.episodes import Episode
+from sb3_ibrl.envs import POINT_GOAL_IBRL_SETTINGS, PointGoalExpert
+from sb3_ibrl.il.training import bc_action_error, save_bc_policy, train_bc
+
+TASKS = ("Lift-state-v0", "Can-state-v0", "PointGoal-v0")
+DEFAULT_DEMOS = {"Lift-state-v0": 1, "Can-state-v0": 10, "PointGoal-v0": 1}
+METHODS = ("ibrl", "rlpd+")
+EVAL_SEED = 1000  # the demos are recorded from reset seeds 0, 1, ...
+CURVE_FIELDS = ["task", "method", "seed", "env_steps", "success_rate", "mean_episode_length", "wall_seconds"]
+
+
+def il_key(task: str, camera: str) -> str:
+    """The observation key the IL policy reads."""
+    return "image" if task == "PointGoal-v0" else camera
+
+
+def make_env(task: str, camera: str, with_il: bool) -> gym.Env:
+    """The task with both keys (``with_il``: state and the IL's image), or the state alone."""
+    if task == "PointGoal-v0":
+        return gym.make(task, obs_mode="state_pixel" if with_il else "state")
+    return gym.make(task, il_camera=camera) if with_il else gym.make(task)
+
+
+def rl_settings(task: str) -> dict[str, Any]:
+    """Keyword arguments of both RL methods."""
+    return dict(POINT_GOAL_IBRL_SETTINGS) if task == "PointGoal-v0" else dict(CPU_STATE)
+
+
+def record(task: str, camera: str, n_demos: int, seed: int) -> list[Episode]:
+    """Successful scripted demos with Dict observations (``state`` and the IL's image)."""
+    env = make_env(task, camera, with_il=True)
+    if task == "PointGoal-v0":
+        return record_episodes(env, PointGoalExpert(seed=seed), n_episodes=n_demos, seed=seed, act_fn_input="state")
+    from sb3_ibrl.demos import record_demos
+
+    demos, _ = record_demos(env, n_demos, seed=seed)
+    return [demo.episode for demo in demos]
+
+
+def part(episodes: list[Episode], key: str) -> list[Episode]:
+    """The episodes with one key of their Dict observations."""
+    return [Episode(ep.obs[key], ep.acts, ep.rews, ep.terminal) for ep in episodes]  # type: ignore[index]
+
+
+def load_or_record_demos(args: argparse.Namespace, folder: str) -> list[Episode]:
+    path = os.path.join(folder, "demos.pkl")
+    if os.path.exists(path):
+        with open(path, "rb") as file:
+            return pickle.load(file)
+    start = time.perf_counter()
+    demos = record(args.task, args.camera, args.demos, args.demo_seed)
+    with open(path, "wb") as file:
+        pickle.dump(demos, file)
+    print(f"recorded {len(demos)} demos ({sum(len(ep) for ep in demos)} transitions) in {time.perf_counter() - start:.0f}s")
+    return demos
+
+
+def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dict[str, Any]:
+    """Train BC on the images (or load it) and evaluate it alone; ``bc.json`` holds the numbers."""
+    info_path, policy_path = os.path.join(folder, "bc.json"), os.path.join(folder, "bc_policy.zip")
+    if os.path.exists(info_path) and os.path.exists(policy_path):
+        with open(info_path) as file:
+            return json.load(file)
+    key = il_key(args.task, args.camera)
+    env = make_env(args.task, args.camera, with_il=True)
+    images = part(demos, key)
+    start = time.perf_counter()
+    bc = train_bc(
+        images,
+        env.observation_space[key],  # type: ignore[index]
+        env.action_space,  # type: ignore[arg-type]
+        n_batches=args.bc_batches,
+        learning_rate=args.bc_lr,
+        features="resnet18",
+        resnet_width=args.bc_width,
+        seed=args.seed,
+        progress_bar=args.progress,
+    )
+    seconds = time.perf_counter() - start
+    save_bc_policy(bc, policy_path)
+    policy = bc.policy
+
+    def act(obs: Any) -> np.ndarray:
+        return policy.predict(obs[key], deterministic=True)[0]
+
+    start = time.perf_counter()
+    success, length = evaluate_policy_success(env, act, args.eval_episodes, seed=EVAL_SEED)
+    info = dict(
+        task=args.task,
+        il_key=key,
+        features="resnet18",
+        resnet_width=args.bc_width,
+        n_batches=args.bc_batches,
+        batch_size=min(256, sum(len(ep) for ep in demos)),
+        learning_rate=args.bc_lr,
+        n_demos=len(demos),
+        n_transitions=sum(len(ep) for ep in demos),
+        train_seconds=round(seconds, 1),
+        action_mse=bc_action_error(policy, images),
+        success_rate=success,
+        mean_episode_length=length,
+        eval_episodes=args.eval_episodes,
+        eval_seconds=round(time.perf_counter() - start, 1),
+    )
+    with open(info_path, "w") as file:
+        json.dump(info, file, indent=1)
+    print(f"BC: {seconds:.0f}s training, success {success:.2f} (mean length {length:.1f})")
+    return info
+
+
+def read_curve(path: str) -> list[dict[str, Any]]:
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def write_curve(path: str, rows: list[dict[str, Any]]) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=CURVE_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def make_method(method: str, args: argparse.Namespace, env: gym.Env, demos: list[Episode], bc_path: str) -> Any:
+    """A new IBRL (RL on the state, IL on the image) or RLPD+ (state only) model."""
+    settings = dict(rl_settings(args.task), seed=args.seed)
+    if method == "ibrl":
+        from stable_baselines3.common.policies import ActorCriticPolicy
+
+        il = ActorCriticPolicy.load(bc_path, device="cpu")
+        key = il_key(args.task, args.camera)
+        return IBRL("MlpPolicy", env, il_policy=il, il_obs_keys=[key], demonstrations=demos, **settings)
+    return RLPD("MlpPolicy", env, demonstrations=part(demos, "state"), **settings)
+
+
+def run_method(method: str, args: argparse.Namespace, folder: str, demos: list[Episode]) -> list[dict[str, Any]]:
+    """One run, evaluated every ``--eval-every`` env steps (resumed from its checkpoint)."""
+    run_dir = os.path.join(folder, method)
+    os.makedirs(run_dir, exist_ok=True)
+    curve_path = os.path.join(run_dir, "curve.csv")
+    model_path, buffer_path = os.path.join(run_dir, "model.zip"), os.path.join(run_dir, "buffer.pkl")
+    rows = read_curve(curve_path)
+    if rows and int(rows[-1]["env_steps"]) >= args.steps:
+        print(f"{method}: complete ({rows[-1]['env_steps']} steps), skipped")
+        return rows
+    with_il = method == "ibrl"
+    env, eval_env = make_env(args.task, args.camera, with_il), make_env(args.task, args.camera, with_il)
+    algo = IBRL if with_il else RLPD
+    if os.path.exists(model_path) and os.path.exists(buffer_path):
+        model = algo.load(model_path, env=env)
+        model.load_replay_buffer(buffer_path)
+        rows = [row for row in rows if int(row["env_steps"]) <= model.num_timesteps]
+        print(f"{method}: resumed at {model.num_timesteps} env steps")
+    else:
+        model, rows = make_method(method, args, env, demos, os.path.join(folder, "bc_policy.zip")), []
+    elapsed = float(rows[-1]["wall_seconds"]) if rows else 0.0
+
+    def act(obs: Any) -> np.ndarray:  # IBRL: the hybrid on full observations (state for RL, image for IL)
+        return model.predict(obs, deterministic=True)[0]
+
+    while model.num_timesteps < args.steps:
+        start = time.perf_counter()
+        chunk = min(args.eval_every - model.num_timesteps % args.eval_every, args.steps - model.num_timesteps)
+        model.learn(chunk, reset_num_timesteps=False)
+        success, length = evaluate_policy_success(eval_env, act, args.eval_episodes, seed=EVAL_SEED)
+        elapsed += time.perf_counter() - start
+        rows.append(
+            dict(
+                task=args.task,
+                method=method,
+                seed=args.seed,
+                env_steps=model.num_timesteps,
+                success_rate=success,
+                mean_episode_length=length,
+                wall_seconds=round(elapsed, 1),
+            )
+        )
+        if not args.no_checkpoint:
+            model.save(model_path)
+            model.save_replay_buffer(buffer_path)
+        write_curve(curve_path, rows)
+        print(f"{method}: {model.num_timesteps:>6} steps  success {success:.2f}  length {length:6.1f}  {elapsed:5.0f}s")
+    return rows
+
+
+def summarize(folder: str, bc_info: dict[str, Any], curves: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:
+    """``results.csv`` (BC as a constant row at 0 steps, then every evaluation), ``summary.json`` and the PNG."""
+    rows = [
+        dict(task=args.task, method="bc", seed=args.seed, env_steps=0, success_rate=bc_info["success_rate"],
+             mean_episode_length=bc_info["mean_episode_length"], wall_seconds=bc_info["train_seconds"])
+    ]  # fmt: skip
+    for method_rows in curves.values():
+        rows += method_rows
+    write_curve(os.path.join(folder, "results.csv"), rows)
+    summary = dict(
+        task=args.task,
+        seed=args.seed,
+        steps=args.steps,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes,
+        rl_settings=rl_settings(args.task),
+        bc=bc_info,
+        curves={m: {int(r["env_steps"]): float(r["success_rate"]) for r in method_rows} for m, method_rows in curves.items()},
+        load_average=os.getloadavg(),
+    )
+    with open(os.path.join(folder, "summary.json"), "w") as file:
+        json.dump(summary, file, indent=1, default=str)
+    if not args.no_plot:
+        plot(os.path.join(folder, "success.png"), bc_info, curves, args.task)
+
+
+def plot(path: str, bc_info: dict[str, Any], curves: dict[str, list[dict[str, Any]]], task: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    for method, rows in curves.items():
+        steps = [0] + [int(r["env_steps"]) for r in rows]
+        success = [float("nan")] + [float(r["success_rate"]) for r in rows]
+        ax.plot(steps, success, marker="o", label=method)
+    ax.axhline(bc_info["success_rate"], color="gray", linestyle="--", label="BC (wrist camera) alone")
+    ax.set(xlabel="env steps", ylabel="success rate", ylim=(-0.03, 1.03), title=f"{task}: state RL, pixel IL (1 seed)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=TASKS, default="Lift-state-v0")
+    parser.add_argument("--camera", default="robot0_eye_in_hand", help="the IL policy's camera (robosuite tasks)")
+    parser.add_argument("--demos", type=int, default=None, help="scripted demos (default: the paper's, Lift 1, Can 10)")
+    parser.add_argument("--demo-seed", type=int, default=0, help="reset seed of the first demo attempt")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--steps", type=int, default=10_000, help="env steps of each RL run")
+    parser.add_argument("--eval-every", type=int, default=2500)
+    parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--bc-batches", type=int, default=2000)
+    parser.add_argument("--bc-width", type=int, default=16, help="base channels of the BC ResNet-18 (paper: 64)")
+    parser.add_argument("--bc-lr", type=float, default=3e-4)
+    parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--out", default="benchmarks/results/state_pixel_il")
+    parser.add_argument("--no-checkpoint", action="store_true", help="do not save the model and buffer after evaluations")
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--progress", action="store_true", help="progress bar of BC")
+    args = parser.parse_args(argv)
+    args.demos = DEFAULT_DEMOS[args.task] if args.demos is None else args.demos
+    for name in ("steps", "eval_every", "eval_episodes", "bc_batches", "bc_width", "demos"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> str:
+    """Run every stage that is not done yet; return the task's result folder."""
+    args = parse_args(argv)
+    th.set_num_threads(args.torch_threads)
+    folder = os.path.join(args.out, args.task)
+    os.makedirs(folder, exist_ok=True)
+    demos = load_or_record_demos(args, folder)
+    bc_info = bc_stage(args, folder, demos)
+    curves = {}
+    for method in args.methods:
+        curves[method] = run_method(method, args, folder, demos)
+        summarize(folder, bc_info, curves, args)  # partial results after each method
+    summarize(folder, bc_info, curves, args)
+    return folder
+
+
+if __name__ == "__main__":
+    main()

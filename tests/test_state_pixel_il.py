@@ -1,0 +1,56 @@
+"""benchmarks/state_pixel_il.py (state RL, pixel IL): its options, and a small resumable run on PointGoal-v0."""
+
+import csv
+import importlib.util
+import json
+import os
+
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "state_pixel_il.py")
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("state_pixel_il", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_options(script):
+    args = script.parse_args([])
+    assert (args.task, args.demos, args.camera, args.methods) == ("Lift-state-v0", 1, "robot0_eye_in_hand", ["ibrl", "rlpd+"])
+    assert script.parse_args(["--task", "Can-state-v0"]).demos == 10  # the paper's demo counts
+    assert script.parse_args(["--task", "Can-state-v0", "--demos", "3"]).demos == 3
+    assert script.il_key("Lift-state-v0", "agentview") == "agentview" and script.il_key("PointGoal-v0", "x") == "image"
+    for bad in (["--steps", "0"], ["--task", "Square-state-v0"], ["--methods", "sqil"]):
+        with pytest.raises(SystemExit):
+            script.parse_args(bad)
+
+
+def rows_of(path):
+    with open(path, newline="") as file:
+        return [(row["method"], int(row["env_steps"])) for row in csv.DictReader(file)]
+
+
+def test_a_small_run_writes_its_results_and_resumes(script, tmp_path):
+    pytest.importorskip("imitation.algorithms.bc")
+    common = ["--task", "PointGoal-v0", "--eval-every", "30", "--eval-episodes", "1", "--bc-batches", "2", "--bc-width", "4"]
+    folder = script.main([*common, "--steps", "60", "--out", str(tmp_path)])
+    expected = [("bc", 0), ("ibrl", 30), ("ibrl", 60), ("rlpd+", 30), ("rlpd+", 60)]
+    assert rows_of(os.path.join(folder, "results.csv")) == expected
+    with open(os.path.join(folder, "bc.json")) as file:
+        bc = json.load(file)
+    assert (bc["il_key"], bc["n_batches"], bc["resnet_width"], bc["n_demos"]) == ("image", 2, 4, 1)
+    assert 0.0 <= bc["success_rate"] <= 1.0 and bc["action_mse"] >= 0.0
+    assert os.path.exists(os.path.join(folder, "success.png"))
+    bc_mtime = os.path.getmtime(os.path.join(folder, "bc_policy.zip"))
+    # a second call with a larger budget continues both runs from their checkpoints, and keeps BC
+    script.main([*common, "--steps", "90", "--out", str(tmp_path), "--no-plot"])
+    assert rows_of(os.path.join(folder, "ibrl", "curve.csv")) == [("ibrl", 30), ("ibrl", 60), ("ibrl", 90)]
+    assert rows_of(os.path.join(folder, "rlpd+", "curve.csv"))[-1] == ("rlpd+", 90)
+    assert os.path.getmtime(os.path.join(folder, "bc_policy.zip")) == bc_mtime
+    with open(os.path.join(folder, "summary.json")) as file:
+        curves = json.load(file)["curves"]
+    assert sorted(curves) == ["ibrl", "rlpd+"] and sorted(curves["ibrl"], key=int) == ["30", "60", "90"]
