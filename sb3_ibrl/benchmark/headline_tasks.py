@@ -21,17 +21,9 @@ BC_SECONDS = 60.0
 # --smoke: the same code path in tiny sizes (CPU, under 2 minutes); the episodes are cut at SMOKE_EPISODE_STEPS
 SMOKE = dict(steps=300, eval_every=150, eval_episodes=2, bc_seconds=3.0)
 SMOKE_EPISODE_STEPS = 40
-SMOKE_IBRL = dict(
-    batch_size=32,
-    learning_starts=100,
-    policy_kwargs=dict(
-        encoder="vit",
-        encoder_kwargs=dict(embed_dim=32, depth=1, num_heads=2),
-        q_hidden_dim=64,
-        net_arch=[64, 64],
-        trunk_dim=32,
-    ),
-)
+# the small ViT of the PointGoal pixel settings, without their ensemble size (the task's settings give it)
+SMOKE_POLICY = {key: value for key, value in POINT_GOAL_PIXEL_IBRL_SETTINGS["policy_kwargs"].items() if key != "n_critics"}
+SMOKE_IBRL = dict(batch_size=32, learning_starts=100, policy_kwargs=SMOKE_POLICY)
 SMOKE_BC = dict(resnet_width=8, batch_size=32)
 
 
