@@ -1,10 +1,10 @@
 """
 The main job on the built-in task: scripted demos -> BC with imitation -> IBRL, printing the success curve.
 
-    python examples/quickstart.py                      # PointGoal-v0, 1 demo, 3000 env steps, 76 s (see below)
+    python examples/quickstart.py                      # PointGoal-v0, 1 demo, 3000 env steps, 31-76 s (see below)
     python examples/quickstart.py --demos 3 --steps 5000 --save ibrl_point_goal.zip
 
-76 s with the defaults, measured on 2 CPU cores shared with other jobs (about 50 s of CPU time).
+31 s with the defaults on 2 idle CPU cores, 76 s when other jobs shared them.
 """
 
 import argparse
