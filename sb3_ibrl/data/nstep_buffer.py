@@ -168,9 +168,8 @@ class NStepBuffer(ReplayBuffer):
             raise ValueError(f"n_steps must be >= 1, got {n_steps}")
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {buffer_size}")
-        total_size, buffer_size = buffer_size, max(
-            buffer_size // n_envs, 1
-        )  # rows per env, as SB3's ReplayBuffer: buffer_size counts all envs
+        total_size = buffer_size  # all envs together, as SB3's ReplayBuffer
+        buffer_size = max(total_size // n_envs, 1)  # rows per env
         # A ReplayBuffer for SB3 (save / load_replay_buffer check it), but with its own storage: skip ReplayBuffer.__init__
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
         self.n_steps, self.gamma = n_steps, gamma

@@ -17,7 +17,7 @@ from gymnasium import spaces
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import obs_as_tensor
 
-from sb3_ibrl.data.episodes import Episode, stack_obs
+from sb3_ibrl.data.episodes import Episode, obs_length, stack_obs
 from sb3_ibrl.data.il_cache import ILReplayBufferSamples
 from sb3_ibrl.data.storage import as_stored, gather
 from sb3_ibrl.il.frozen import FrozenILPolicy
@@ -28,15 +28,13 @@ ObsToTensor = Callable[[Any], Any]  # numpy observations (batched) -> tensors on
 
 def _as_tensor(space: spaces.Space, obs: Any, obs_to_tensor: ObsToTensor) -> Any:
     """Observations as the replay buffer would return them (the space's dtype), as tensors."""
-    batch = len(next(iter(obs.values()))) if isinstance(obs, dict) else len(obs)
-    return obs_to_tensor(as_stored(space, obs, batch))
+    return obs_to_tensor(as_stored(space, obs, obs_length(obs)))
 
 
 def acting_il_actions(il: FrozenILPolicy, space: spaces.Space, obs: Any, obs_to_tensor: ObsToTensor) -> th.Tensor:
     """The IL actions for the observations of every env (one step of a stateful policy), ``(n_envs, action_dim)``."""
     tensor = _as_tensor(space, obs, obs_to_tensor)
-    n_envs = len(next(iter(obs.values()))) if isinstance(obs, dict) else len(obs)
-    return il(tensor, env_indices=range(n_envs), context="train")
+    return il(tensor, env_indices=range(obs_length(obs)), context="train")
 
 
 def il_actions_after_step(
@@ -241,9 +239,16 @@ class ILCollectionHooks:
     def _obs_to_tensor(self, obs: Any) -> Any:
         return obs_as_tensor(obs, self.device)  # batched numpy observations (the IL's own space: not the policy's)
 
-    def _setup_learn(self, total_timesteps: int, *args: Any, **kwargs: Any) -> Any:
-        reset = kwargs.get("reset_num_timesteps", args[1] if len(args) > 1 else True) or self._last_obs is None
-        result = super()._setup_learn(total_timesteps, *args, **kwargs)
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: Any = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> Any:
+        reset = reset_num_timesteps or self._last_obs is None  # SB3 resets the envs then
+        result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
         if reset and self._il is not None:  # new episodes in every env
             self._il.restart(self.n_envs)
         return result

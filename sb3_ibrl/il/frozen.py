@@ -20,6 +20,8 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import get_action_dim
 from torch import nn
 
+from sb3_ibrl.data.episodes import obs_length
+
 ILPolicySource = Union["FrozenILPolicy", BasePolicy, nn.Module, Callable[[th.Tensor], th.Tensor], str, os.PathLike, Any]
 
 
@@ -79,8 +81,7 @@ class FrozenILPolicy(nn.Module):
         :return: ``(batch, action_dim)`` in ``[-1, 1]``
         """
         if self.stateful:
-            batch = len(next(iter(observation.values()))) if isinstance(observation, dict) else len(observation)
-            env_indices = list(range(batch)) if env_indices is None else [int(i) for i in env_indices]
+            env_indices = list(range(obs_length(observation))) if env_indices is None else [int(i) for i in env_indices]
             actions = th.as_tensor(self.policy.step(observation, env_indices, context), dtype=th.float32, device=self.device)
         elif isinstance(self.policy, BasePolicy):
             actions = self.policy._predict(observation, deterministic=True)

@@ -19,7 +19,7 @@ import torch as th
 from gymnasium import spaces
 from torch import nn
 
-from sb3_ibrl.data.episodes import Episode
+from sb3_ibrl.data.episodes import Episode, obs_length
 
 Observation = Union[th.Tensor, dict[str, th.Tensor]]
 
@@ -53,8 +53,7 @@ class StatefulILPolicy(nn.Module):
         raise NotImplementedError
 
     def forward(self, observation: Observation) -> th.Tensor:
-        batch = len(next(iter(observation.values()))) if isinstance(observation, dict) else len(observation)
-        return self.step(observation, list(range(batch)), context="predict")
+        return self.step(observation, list(range(obs_length(observation))), context="predict")
 
 
 def chunk_episodes(episodes: Sequence[Episode], chunk_size: int) -> list[Episode]:
