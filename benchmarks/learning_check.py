@@ -1,6 +1,8 @@
 """
 IBRL vs TD3 with the same demos in its buffer (same networks: IBRL without an IL policy) on PointGoal-v0,
-over several seeds: success-rate curves, the learning test of ``tests/test_learning.py`` swept.
+over several seeds: success-rate curves, the learning test of ``tests/test_learning.py`` swept. IBRL is also evaluated
+deployed with the paper's greedy actor proposal ("IBRL greedy", ``proposal_confidence=0``): the same run, since
+collecting data does not read ``proposal_confidence``.
 
     python benchmarks/learning_check.py --seeds 0 1 2 3 4 5 --steps 3000 --eval-every 500 --workers 2
 """
@@ -40,12 +42,18 @@ def run_seed(seed: int, n_demos: int, demo_seed: int, steps: int, eval_every: in
             seed=seed,
             **POINT_GOAL_IBRL_SETTINGS,
         )
-        curve = []
+        curve, greedy = [], []
         for k in range(steps // eval_every):
             model.learn(eval_every, reset_num_timesteps=k == 0)
             act = lambda obs, model=model: model.predict(obs, deterministic=True)[0]  # noqa: E731
             curve.append(evaluate_policy_success(env, act, eval_episodes, seed=123)[0])
+            if il_policy is not None:
+                confidence, model.policy.proposal_confidence = model.policy.proposal_confidence, 0.0
+                greedy.append(evaluate_policy_success(env, act, eval_episodes, seed=123)[0])
+                model.policy.proposal_confidence = confidence
         row[name] = curve
+        if il_policy is not None:
+            row["IBRL greedy"] = greedy
     row["seconds"] = time.perf_counter() - start
     return row
 
@@ -66,14 +74,18 @@ def main() -> None:
         rows = pool.starmap(run_seed, jobs)
     checkpoints = list(range(args.eval_every, args.steps + 1, args.eval_every))
     print(f"success over {args.eval_episodes} episodes at env steps {checkpoints}")
-    print("| seed | BC | IBRL | TD3 + demos |")
-    print("| --- | --- | --- | --- |")
+    names = ("IBRL", "IBRL greedy", "TD3 + demos")
+    print("| seed | BC | " + " | ".join(names) + " |")
+    print("| --- | --- | --- | --- | --- |")
     for row in rows:
-        curves = [" ".join(f"{v:.2f}" for v in row[name]) for name in ("IBRL", "TD3 + demos")]
-        print(f"| {row['seed']} | {row['BC']:.2f} | {curves[0]} | {curves[1]} |")
-    means = {name: np.mean([row[name] for row in rows], axis=0) for name in ("IBRL", "TD3 + demos")}
-    mean_curves = [" ".join(f"{v:.2f}" for v in means[name]) for name in ("IBRL", "TD3 + demos")]
-    print(f"| mean | {np.mean([row['BC'] for row in rows]):.2f} | {mean_curves[0]} | {mean_curves[1]} |")
+        curves = [" ".join(f"{v:.2f}" for v in row[name]) for name in names]
+        print(f"| {row['seed']} | {row['BC']:.2f} | " + " | ".join(curves) + " |")
+    means = {name: np.mean([row[name] for row in rows], axis=0) for name in names}
+    mean_curves = [" ".join(f"{v:.2f}" for v in means[name]) for name in names]
+    print(f"| mean | {np.mean([row['BC'] for row in rows]):.2f} | " + " | ".join(mean_curves) + " |")
+    print(
+        "area under the curve (mean success over the checkpoints): " + ", ".join(f"{n} {means[n].mean():.2f}" for n in names)
+    )
 
 
 if __name__ == "__main__":

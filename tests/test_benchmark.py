@@ -33,7 +33,7 @@ def point_goal():
 
 
 def test_run_all_writes_curves_for_methods_and_seeds(tmp_path, point_goal):
-    config = RunConfig(str(tmp_path), steps=200, eval_every=100, eval_episodes=2, overrides=FAST)
+    config = RunConfig(str(tmp_path), steps=200, eval_every=100, eval_episodes=2, overrides=FAST, greedy_eval=True)
     failures = run_all([point_goal], ["ibrl", "rlpd+", "bc"], [0, 1], config)
     assert failures == []
     rows = read_rows(tmp_path / "results.csv")
@@ -47,6 +47,12 @@ def test_run_all_writes_curves_for_methods_and_seeds(tmp_path, point_goal):
     il = [float(r["il_fraction"]) for r in rows if r["method"] == "ibrl"]
     assert all(0.0 <= value <= 1.0 for value in il)
     assert all(math.isnan(float(r["il_fraction"])) for r in rows if r["method"] == "rlpd+")
+    # IBRL's diagnostics: the greedy deployment, the IL share while collecting, the proposals' Q on the demo states
+    for row in (r for r in rows if r["method"] == "ibrl"):
+        assert 0.0 <= float(row["greedy_success"]) <= 1.0 and 0.0 <= float(row["il_fraction_train"]) <= 1.0
+        assert 0.0 <= float(row["il_wins_demo"]) <= 1.0 and 0.0 < float(row["return_demo"]) <= 1.0
+        assert math.isfinite(float(row["q_il_demo"])) and math.isfinite(float(row["q_rl_demo"]))
+    assert all(r["greedy_success"] == r["q_il_demo"] == "" for r in rows if r["method"] != "ibrl")
     # BC: evaluated once per seed, the value of its assets file, the same at 0 and at the budget
     bc = [r for r in rows if r["method"] == "bc" and r["seed"] == "0"]
     assert [int(r["env_steps"]) for r in bc] == [0, 200] and bc[0]["success_rate"] == bc[1]["success_rate"]

@@ -49,8 +49,13 @@ def test_paper_settings_follow_the_observations(obs_mode, capsys):
     model = make_model(obs_mode, verbose=1)
     assert settings(model) == (n_critics, n_critics, updates, updates)
     kind = "state" if obs_mode == "state" else "image"
-    expected = f"IBRL: the paper's {kind} settings: gradient_steps={updates}, policy_delay={updates}, n_critics={n_critics}"
+    confidence = 2.0 if obs_mode == "state" else 0.0
+    expected = (
+        f"IBRL: the default {kind} settings: gradient_steps={updates}, policy_delay={updates}, "
+        f"proposal_confidence={confidence}, n_critics={n_critics}"
+    )
     assert expected in capsys.readouterr().out
+    assert model.proposal_confidence == model.policy.proposal_confidence == confidence
     # The ensemble really has E members (the Q head's output), and learn() makes G critic updates per env step
     q_values = model.critic(model.policy.obs_to_tensor(model.observation_space.sample())[0], th.zeros(1, 2))
     assert q_values.shape == (n_critics, 1, 1)

@@ -63,7 +63,19 @@ def test_actor_proposal_soft():
 
 
 def test_bootstrap_proposal_is_max():
-    assert bootstrap_proposal(th.tensor([[1.0], [5.0]]), th.tensor([[2.0], [4.0]])).flatten().tolist() == [2.0, 5.0]
+    value, use_il = bootstrap_proposal(th.tensor([[1.0], [5.0]]), th.tensor([[2.0], [4.0]]))
+    assert value.flatten().tolist() == [2.0, 5.0]
+    assert use_il.tolist() == [True, False]
+
+
+def test_bootstrap_proposal_soft():
+    th.manual_seed(0)
+    next_q_rl, next_q_il = th.zeros(4000, 1), th.full((4000, 1), 0.1)
+    value, use_il = bootstrap_proposal(next_q_rl, next_q_il, beta=10.0)
+    # the IL value with probability sigmoid(10 * 0.1) = 0.731, else the RL one: the values follow the mask
+    assert use_il.float().mean().item() == pytest.approx(th.sigmoid(th.tensor(1.0)).item(), abs=0.03)
+    assert th.equal(value[:, 0], th.where(use_il, 0.1, 0.0))
+    assert value.mean().item() < 0.1  # below the max: a soft choice sometimes bootstraps from the lower value
 
 
 def test_min_over_random_subset_draws_pairs():

@@ -36,6 +36,11 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--eval-episodes", type=int, default=20)
     run.add_argument("--rl-only-eval", action="store_true", help="also evaluate IBRL's RL actor alone (paper Fig. 11)")
     run.add_argument(
+        "--greedy-eval",
+        action="store_true",
+        help="also evaluate IBRL deployed with the paper's greedy actor proposal (proposal_confidence=0): same run",
+    )
+    run.add_argument(
         "--set", nargs="*", default=[], metavar="METHOD:KEY=VALUE", help="method options, e.g. ptft:bc_weight=0.1"
     )
     run.add_argument("--no-checkpoint", action="store_true", help="do not checkpoint (runs then restart from scratch)")
@@ -116,6 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 eval_every=args.eval_every,
                 eval_episodes=args.eval_episodes,
                 rl_only_eval=args.rl_only_eval,
+                greedy_eval=args.greedy_eval,
                 overrides=parse_overrides(args.set),
                 checkpoint=not args.no_checkpoint,
                 torch_threads=args.threads,

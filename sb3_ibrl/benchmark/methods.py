@@ -51,6 +51,18 @@ METHODS: dict[str, MethodSpec] = {
     "sqil": MethodSpec(SQIL, "SQIL: demos reward 1, online reward 0, 50% demos"),
     "ibrl-actor-only": MethodSpec(IBRL, "IBRL - actor proposal only", uses_il=True, kwargs=dict(bootstrap_proposal=False)),
     "ibrl-no-dropout": MethodSpec(IBRL, "IBRL w/o actor dropout", uses_il=True, policy_kwargs=dict(dropout=0.0)),
+    "ibrl-greedy": MethodSpec(
+        IBRL,
+        "IBRL, the paper's greedy actor proposal (proposal_confidence=0)",
+        uses_il=True,
+        kwargs=dict(proposal_confidence=0.0),
+    ),
+    "ibrl-soft": MethodSpec(
+        IBRL,
+        "IBRL, the release's state setting: soft choices (beta 10) in both proposals, target critics",
+        uses_il=True,
+        kwargs=dict(proposal_beta=10.0, bootstrap_beta=10.0, proposal_critic="target"),
+    ),
     "ibrl-drq": MethodSpec(IBRL, "IBRL w/ DrQ network", uses_il=True, policy_kwargs=dict(encoder="drq"), needs_images=True),
 }
 

@@ -8,15 +8,16 @@ import json
 import math
 import os
 import zlib
-from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
+from sb3_ibrl.benchmark.curves import Curves, aligned, kilo_steps, load_curves
+from sb3_ibrl.benchmark.hybrid_report import deployment_table, hybrid_figure
 from sb3_ibrl.benchmark.methods import METHODS
-from sb3_ibrl.benchmark.runner import collect_results, read_curve
+from sb3_ibrl.benchmark.runner import collect_results
 
-Curves = dict[str, dict[str, dict[int, list[tuple[int, dict[str, float]]]]]]  # task -> method -> seed -> rows
+__all__ = ["Curves", "aligned", "load_curves", "write_report"]
 
 # One colour per method, the same in every panel and figure (matplotlib's "tab" colours; BC: the dashed grey line)
 BC_STYLE = dict(color="tab:gray", linestyle="--")
@@ -48,32 +49,6 @@ def method_color(method: str) -> str:
     if method in METHOD_COLORS:
         return METHOD_COLORS[method]
     return OTHER_COLORS[zlib.crc32(method.encode()) % len(OTHER_COLORS)]
-
-
-def load_curves(results_csv: str) -> Curves:
-    """Read ``results.csv`` into ``{task: {method: {seed: [(env_steps, row), ...]}}}``, rows sorted by env steps."""
-    if not os.path.exists(results_csv):
-        raise FileNotFoundError(f"No results file at {results_csv}: run `python -m sb3_ibrl.benchmark run --out ...` first")
-    curves: Curves = defaultdict(lambda: defaultdict(dict))
-    for row in read_curve(results_csv):
-        values = {key: float(row[key]) for key in ("success_rate", "mean_episode_length", "il_fraction", "rl_only_success")}
-        curves[row["task"]][row["method"]].setdefault(int(row["seed"]), []).append((int(row["env_steps"]), values))
-    for methods in curves.values():
-        for seeds in methods.values():
-            for rows in seeds.values():
-                rows.sort(key=lambda item: item[0])
-    return curves
-
-
-def aligned(seeds: dict[int, list[tuple[int, dict[str, float]]]], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """
-    The values of ``key`` at the env steps every seed has reached.
-
-    :return: env steps ``(n_points,)`` and values ``(n_seeds, n_points)``
-    """
-    common = sorted(set.intersection(*(set(step for step, _ in rows) for rows in seeds.values())))
-    values = [[dict(rows)[step][key] for step in common] for rows in seeds.values()]
-    return np.array(common), np.array(values)
 
 
 def final_stats(
@@ -149,10 +124,6 @@ def _asset_info(out_dir: str, task: str) -> list[dict[str, Any]]:
     return infos
 
 
-def _k(step: int) -> str:
-    return f"{step / 1000:g}K"
-
-
 def success_table(curves: Curves) -> str:
     """Markdown: final success rate (mean ± std over seeds) per task and method, with IBRL / RLPD+."""
     methods = [name for name in METHODS if any(name in curves[task] for task in curves)]
@@ -165,7 +136,9 @@ def success_table(curves: Curves) -> str:
                 continue
             mean, std, n_seeds, step = final_stats(curves[task][method])
             finals[method] = mean
-            cells.append(f"{mean:.2f} ± {std:.2f} (n={n_seeds}, {_k(step)})" if method != "bc" else f"{mean:.2f} ± {std:.2f}")
+            cells.append(
+                f"{mean:.2f} ± {std:.2f} (n={n_seeds}, {kilo_steps(step)})" if method != "bc" else f"{mean:.2f} ± {std:.2f}"
+            )
         ratio = ""
         if "ibrl" in finals and "rlpd+" in finals:
             ratio = f"{finals['ibrl'] / finals['rlpd+']:.1f}x" if finals["rlpd+"] > 0 else ("∞" if finals["ibrl"] > 0 else "-")
@@ -184,7 +157,7 @@ def curve_table(curves: Curves) -> str:
             if method == "bc":
                 continue
             steps, values = aligned(seeds, "success_rate")
-            points = " ".join(f"{_k(step)}:{value:.2f}" for step, value in zip(steps, values.mean(axis=0)))
+            points = " ".join(f"{kilo_steps(step)}:{value:.2f}" for step, value in zip(steps, values.mean(axis=0)))
             area = values.mean() if values.size else math.nan
             lines.append(f"| {task} | {method} | {len(seeds)} | {points} | {area:.2f} |")
     return "\n".join(lines)
@@ -238,6 +211,11 @@ def write_report(out_dir: str) -> list[str]:
         rl_only = rl_only_table(curves)
         if rl_only:
             file.write("\n## The hybrid policy vs the RL actor alone, at the last evaluation\n\n" + rl_only + "\n")
+        deployment = deployment_table(curves)
+        if deployment:
+            file.write(
+                "\n## IBRL deployed with the confident and the greedy actor proposal (same runs)\n\n" + deployment + "\n"
+            )
     written.append(summary)
     try:
         import matplotlib  # noqa: F401
@@ -251,4 +229,11 @@ def write_report(out_dir: str) -> list[str]:
     }
     if any(il_curves.values()):
         written.append(plot_curves(il_curves, os.path.join(out_dir, "il_fraction.png"), "il_fraction", "IL-action fraction"))
+    figure = hybrid_figure(curves)
+    if figure is not None:
+        import matplotlib.pyplot as plt
+
+        figure.savefig(os.path.join(out_dir, "hybrid.png"), dpi=100)
+        plt.close(figure)
+        written.append(os.path.join(out_dir, "hybrid.png"))
     return written

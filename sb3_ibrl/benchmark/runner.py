@@ -29,6 +29,7 @@ from sb3_ibrl.benchmark.tasks import TaskSpec
 from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
 from sb3_ibrl.data.demo_files import load_episodes, save_episodes
 from sb3_ibrl.data.episodes import Episode
+from sb3_ibrl.ibrl.diagnostics import proposal_values
 
 CURVE_FIELDS = [
     "task",
@@ -40,6 +41,14 @@ CURVE_FIELDS = [
     "il_fraction",
     "rl_only_success",
     "wall_seconds",
+    "greedy_success",  # IBRL deployed with the paper's greedy actor proposal (--greedy-eval; proposal_confidence=0)
+    # What the critics think of the two proposals on the demo states (sb3_ibrl.ibrl.diagnostics), and the IL share of
+    # the last (up to 1000) actions taken while collecting data; empty for methods without an IL policy
+    "il_fraction_train",
+    "q_il_demo",
+    "q_rl_demo",
+    "il_wins_demo",
+    "return_demo",
 ]
 EVAL_SEED = 10_000  # first reset seed of every evaluation: the same episodes at every checkpoint, for every method
 
@@ -54,6 +63,8 @@ class RunConfig:
     :param eval_every: evaluate every this many env steps (``None``: each task's)
     :param eval_episodes: episodes per evaluation
     :param rl_only_eval: also evaluate IBRL's RL actor alone (paper Fig. 11)
+    :param greedy_eval: also evaluate IBRL's hybrid with the paper's greedy actor proposal (``proposal_confidence=0``):
+        collecting data does not read ``proposal_confidence``, so the same run gives both deployed curves
     :param overrides: ``{method: {option: value}}`` on top of the task's settings
     :param checkpoint: save a checkpoint (model + replay buffer) at every evaluation, for resuming
     :param torch_threads: torch threads per run
@@ -64,6 +75,7 @@ class RunConfig:
     eval_every: Optional[int] = None
     eval_episodes: int = 20
     rl_only_eval: bool = False
+    greedy_eval: bool = False
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     checkpoint: bool = True
     torch_threads: int = 1
@@ -161,6 +173,30 @@ def evaluate_model(model: Any, env: gym.Env, n_episodes: int, rl_only: bool = Fa
     return success, length, counts[0] / counts[1] if counts[1] else float("nan")
 
 
+def evaluate_greedy(model: Any, env: gym.Env, n_episodes: int) -> float:
+    """The success rate of IBRL's hybrid deployed with the paper's greedy actor proposal (``proposal_confidence=0``)."""
+    confidence = model.policy.proposal_confidence
+    model.policy.proposal_confidence = 0.0
+    try:
+        return evaluate_model(model, env, n_episodes)[0]
+    finally:
+        model.policy.proposal_confidence = confidence
+
+
+def _proposal_diagnostics(model: Any, demos: list[Episode]) -> dict[str, float]:
+    """The curve's diagnostic columns: IL share while collecting, and the proposals' Q-values on the demo states."""
+    if getattr(model.policy, "il_policy", None) is None or isinstance(demos[0].obs, dict):
+        return {}
+    values = proposal_values(model, demos)
+    return {
+        "il_fraction_train": model.il_action_fraction,
+        "q_il_demo": values["q_il"],
+        "q_rl_demo": values["q_rl"],
+        "il_wins_demo": values["il_wins"],
+        "return_demo": values["return"],
+    }
+
+
 def read_curve(path: str) -> list[dict[str, Any]]:
     """The rows of a curve CSV (``curve.csv`` or ``results.csv``); none when the file does not exist."""
     if not os.path.exists(path):
@@ -237,14 +273,18 @@ def run_one(task: TaskSpec, method: str, seed: int, config: RunConfig, log: Call
             log(f"[{task.env_id} {method} seed {seed}] no checkpoint: restarting from 0 env steps")
         rows = []
     elapsed = float(rows[-1]["wall_seconds"]) if rows else 0.0
+    demos = load_episodes(assets["demos"])
     while model.num_timesteps < steps:
         start = time.perf_counter()
         chunk = min(eval_every - model.num_timesteps % eval_every, steps - model.num_timesteps)
         model.learn(chunk, reset_num_timesteps=False)
         success, length, il_fraction = evaluate_model(model, eval_env, config.eval_episodes)
+        diagnostics = _proposal_diagnostics(model, demos)
         rl_only = float("nan")
         if config.rl_only_eval and getattr(model.policy, "il_policy", None) is not None:
             rl_only = evaluate_model(model, eval_env, config.eval_episodes, rl_only=True)[0]
+        if config.greedy_eval and diagnostics and model.policy.proposal_confidence > 0:
+            diagnostics["greedy_success"] = evaluate_greedy(model, eval_env, config.eval_episodes)
         elapsed += time.perf_counter() - start
         rows.append(
             {
@@ -255,6 +295,7 @@ def run_one(task: TaskSpec, method: str, seed: int, config: RunConfig, log: Call
                 "il_fraction": il_fraction,
                 "rl_only_success": rl_only,
                 "wall_seconds": round(elapsed, 1),
+                **diagnostics,
             }
         )
         if config.checkpoint:  # kept at the end too: a later call with more --steps extends the run

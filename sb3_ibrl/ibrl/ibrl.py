@@ -19,6 +19,7 @@ from sb3_ibrl.data.episodes import check_episodes
 from sb3_ibrl.data.nstep_buffer import NStepBuffer
 from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.ibrl.acceleration import CompileOption, UpdateFunctions, autocast
+from sb3_ibrl.ibrl.acting import ActingHooks
 from sb3_ibrl.ibrl.defaults import resolve_paper_defaults
 from sb3_ibrl.ibrl.il_actions import ILActions, ILCollectionHooks
 from sb3_ibrl.ibrl.losses import actor_loss, critic_loss, td_target
@@ -44,7 +45,7 @@ VECTOR_BUFFER_SIZE = 1_000_000
 IMAGE_BUFFER_SIZE = 300_000
 
 
-class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
+class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
     """
     Imitation Bootstrapped Reinforcement Learning (IBRL), with a TD3 backbone.
 
@@ -88,11 +89,19 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
     :param bootstrap_proposal: use the IL action in the TD target (False: the "actor proposal only" ablation)
     :param proposal_beta: ``None`` for the greedy actor proposal; else the inverse temperature of the soft
         one used while training (the authors' release uses 10 for state tasks)
+    :param proposal_confidence: ``k >= 0``: take the RL action only where its advantage over the IL action, by the E
+        critics, exceeds k standard deviations over them (see :func:`~sb3_ibrl.ibrl.proposals.confident_proposal`);
+        ``0``: the paper's greedy (or ``proposal_beta``'s soft) choice. ``None``: 2 for state observations, 0 for images
+        (:mod:`sb3_ibrl.ibrl.defaults`)
+    :param bootstrap_beta: ``None``: bootstrap from the max of the two proposals (paper); else the inverse temperature
+        of a soft choice between them (the release uses 10 for state tasks)
     :param proposal_critic: score the actor proposal with the ``"online"`` critics (paper) or ``"target"`` (release)
     :param target_actor_dropout: keep dropout on in the target actor while bootstrapping (as the release does)
     :param actor_q_reduction: ``"min"`` over all critics in the actor loss (paper, Alg. 1 line 19) or ``"mean"``
     :param warmup: how to act before ``learning_starts``: ``"il"`` (roll out the IL policy, as the release)
         or ``"random"``; without an IL policy it is always random
+    :param il_warmup_episodes: with ``warmup="il"``, keep rolling out the IL policy alone, without updates, until this
+        many episodes have ended (the release: 40 on Can, 50 on Square); these env steps count in ``num_timesteps``
     :param demo_fraction: fraction of each batch from demos + successful online episodes (paper: 0.5 for Square)
     :param mixed_precision: ``None`` (float32) or ``"bf16"``: bfloat16 autocast of the encoder and the Q-networks in
         the updates (parameters and optimizer state stay float32)
@@ -152,10 +161,13 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
         target_noise_clip: float = 0.3,
         bootstrap_proposal: bool = True,
         proposal_beta: Optional[float] = None,
+        proposal_confidence: Optional[float] = None,
+        bootstrap_beta: Optional[float] = None,
         proposal_critic: str = "online",
         target_actor_dropout: bool = True,
         actor_q_reduction: str = "min",
         warmup: str = "il",
+        il_warmup_episodes: int = 0,
         demo_fraction: float = 0.0,
         mixed_precision: Optional[str] = None,
         compile_updates: CompileOption = False,
@@ -204,10 +216,13 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
         self.exploration_std = exploration_std
         self.bootstrap_proposal = bootstrap_proposal
         self.proposal_beta = proposal_beta
+        self.proposal_confidence = proposal_confidence
+        self.bootstrap_beta = bootstrap_beta
         self.proposal_critic = proposal_critic
         self.target_actor_dropout = target_actor_dropout
         self.actor_q_reduction = actor_q_reduction
         self.warmup = warmup
+        self.il_warmup_episodes = il_warmup_episodes
         self.demo_fraction = demo_fraction
         self.mixed_precision = mixed_precision
         self.compile_updates = compile_updates
@@ -247,6 +262,7 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
             self._il = ILActions(self.il_policy, il_space, self._obs_to_tensor, cache, normalized, split)
         self.policy.il_policy = self.il_policy
         self.policy.proposal_beta = self.proposal_beta
+        self.policy.proposal_confidence = self.proposal_confidence
         self.policy.proposal_critic = self.proposal_critic
         if self.demonstrations is not None:
             self.add_demonstrations(self.demonstrations)
@@ -279,58 +295,6 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
         self.replay_buffer.add_demonstrations(episodes, scale, il_actions)
         return sum(len(ep) for ep in episodes)
 
-    @property
-    def il_action_fraction(self) -> float:
-        """Fraction of the last (up to 1000) actions executed while training that came from the IL policy."""
-        return float(np.mean(self._il_choices)) if self._il_choices else float("nan")
-
-    def _sample_action(
-        self, learning_starts: int, action_noise: Optional[ActionNoise] = None, n_envs: int = 1
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Act while collecting data: warm-up, then the actor proposal with exploration noise on the RL action."""
-        warming_up = self.num_timesteps < learning_starts
-        if warming_up and (self.il_policy is None or self.warmup == "random"):
-            return super()._sample_action(learning_starts, None, n_envs)  # uniform random actions
-        obs_tensor, _ = self.policy.obs_to_tensor(self._last_obs)  # type: ignore[arg-type]
-        il_action = None if self._il is None else self._il.for_acting(self._last_obs)  # computed as the obs came
-        with th.no_grad():
-            if warming_up:
-                scaled_action = self.il_policy(obs_tensor) if il_action is None else il_action  # type: ignore[misc]
-                use_il = th.ones(len(scaled_action), dtype=th.bool)
-            else:
-                noise = None
-                if action_noise is not None:
-                    noise = th.as_tensor(np.asarray(action_noise()), dtype=th.float32, device=self.device).reshape(n_envs, -1)
-                scaled_action, use_il = self.policy.propose(obs_tensor, noise, self.proposal_beta, il_action=il_action)
-        self._il_choices.extend(use_il.cpu().numpy().tolist())
-        buffer_action = scaled_action.cpu().numpy()
-        return self.policy.unscale_action(buffer_action), buffer_action
-
-    def predict(
-        self,
-        observation: Union[np.ndarray, dict[str, np.ndarray]],
-        state: Optional[tuple[np.ndarray, ...]] = None,
-        episode_start: Optional[np.ndarray] = None,
-        deterministic: bool = False,
-        rl_only: bool = False,
-    ) -> tuple[np.ndarray, Optional[tuple[np.ndarray, ...]]]:
-        """
-        The hybrid action (actor proposal without exploration noise); ``rl_only=True`` acts with the RL actor alone.
-
-        ``deterministic=True`` takes the greedy choice; otherwise the choice configured by ``proposal_beta``.
-        """
-        if self.il_policy is not None and episode_start is not None:  # a stateful IL policy: its episodes start here
-            self.il_policy.start_episodes(np.flatnonzero(episode_start), context="predict")
-        hybrid = None if self._il is None or rl_only else self._il.predict(self.policy, observation, deterministic)
-        if hybrid is not None:  # full observations of an env whose IL policy reads its own keys
-            return hybrid, state
-        act_with_il = self.policy.act_with_il
-        self.policy.act_with_il = act_with_il and not rl_only
-        try:
-            return self.policy.predict(observation, state, episode_start, deterministic)
-        finally:
-            self.policy.act_with_il = act_with_il
-
     def collect_rollouts(self, *args: Any, **kwargs: Any) -> Any:
         rollout = super().collect_rollouts(*args, **kwargs)
         # The train() call that learn() makes next: gradient_steps updates per train_freq steps of each env
@@ -341,6 +305,8 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         gradient_steps *= self._updates_per_train_call
         self._updates_per_train_call = 1
+        if self._il_warmup_pending():  # no update until the IL warm-up episodes are collected
+            return
         self.policy.set_training_mode(True)
         self.actor_target.train(self.target_actor_dropout)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
@@ -361,7 +327,7 @@ class IBRL(SaveLoadHooks, ILCollectionHooks, TD3):
                     next_il_action = None if il_policy is None else self._il.for_bootstrap(data)  # type: ignore[union-attr]
                 target_q, used_il = self._fns.td_target(
                     next_encoded, next_il_action, data.rewards, data.dones, discounts, self.actor_target, self.critic_target,
-                    self.target_policy_noise, self.target_noise_clip,
+                    self.target_policy_noise, self.target_noise_clip, self.bootstrap_beta,
                 )  # fmt: skip
                 encoded = self._fns.encode(observations)
                 loss, current_q = self._fns.critic_loss(self.critic, encoded, data.actions, target_q)

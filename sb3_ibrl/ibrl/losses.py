@@ -24,6 +24,7 @@ def td_target(
     critic_target: EnsembleCritic,
     target_policy_noise: float,
     target_noise_clip: float,
+    bootstrap_beta: Optional[float] = None,
 ) -> tuple[th.Tensor, th.Tensor]:
     """
     The TD target of Algorithm 1 line 15, with the bootstrap proposal when the IL action is given.
@@ -34,6 +35,8 @@ def td_target(
     :param rewards: n-step returns ``(batch, 1)``
     :param dones: 1 where the n-step transition ended by termination ``(batch, 1)``
     :param discounts: gamma ** (steps taken) ``(batch, 1)``, or gamma
+    :param bootstrap_beta: ``None``: bootstrap from the max of the two proposals (paper); else from the one sampled
+        from ``softmax(bootstrap_beta * Q)``
     :return: the target ``(batch, 1)`` and the mask of rows that bootstrapped from the IL action ``(batch,)``
     """
     with th.no_grad():
@@ -48,8 +51,7 @@ def td_target(
         else:
             q_rl, q_il = q_values_of_two(critic_target, next_encoded, next_rl, next_il_action, members)  # (2, batch, 1) each
             next_q_rl, next_q_il = q_rl.min(dim=0).values, q_il.min(dim=0).values  # (batch, 1) each
-            next_q = bootstrap_proposal(next_q_rl, next_q_il)  # (batch, 1)
-            used_il = (next_q_il > next_q_rl).squeeze(-1)
+            next_q, used_il = bootstrap_proposal(next_q_rl, next_q_il, bootstrap_beta)  # (batch, 1), (batch,)
         return rewards + (1.0 - dones) * discounts * next_q, used_il
 
 

@@ -71,6 +71,17 @@ def check_ibrl_options(model: Any) -> None:
             "proposal_beta must be a positive number (e.g. 10), or None for the greedy choice, "
             f"got {_shown(model.proposal_beta)}"
         )
+    if model.bootstrap_beta is not None and (not _is_real(model.bootstrap_beta) or model.bootstrap_beta <= 0):
+        raise ValueError(
+            "bootstrap_beta must be a positive number (e.g. 10), or None for the max of the two proposals, "
+            f"got {_shown(model.bootstrap_beta)}"
+        )
+    check_real("proposal_confidence", model.proposal_confidence, 0.0)
+    check_int("il_warmup_episodes", model.il_warmup_episodes, 0)
+    if model.il_warmup_episodes > 0 and (model.il_policy is None or model.warmup != "il"):
+        raise ValueError(
+            f"il_warmup_episodes={model.il_warmup_episodes} rolls out the IL policy: it needs an il_policy and warmup='il'"
+        )
     if model.buffer_size is not None:
         check_int("buffer_size", model.buffer_size, 1)
     check_int("batch_size", model.batch_size, 1)

@@ -8,7 +8,6 @@ features detached. ``MlpPolicy`` flattens vector observations; ``CnnPolicy`` (im
 ``MultiInputPolicy`` (image + proprio) use the ViT of the paper, or the DrQ ConvNet (``encoder="drq"``).
 """
 
-from collections.abc import Iterator
 from typing import Any, Optional, Union
 
 import torch as th
@@ -20,9 +19,10 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
+from sb3_ibrl.ibrl.critics import EnsembleCritic, q_values_of_two
 from sb3_ibrl.ibrl.defaults import paper_default
 from sb3_ibrl.ibrl.policy_files import SavedAlone
-from sb3_ibrl.ibrl.proposals import actor_proposal, min_over_random_subset
+from sb3_ibrl.ibrl.proposals import actor_proposal, confident_proposal, min_over_random_subset
 from sb3_ibrl.il.frozen import FrozenILPolicy
 from sb3_ibrl.networks.mlp import dropout_mlp
 from sb3_ibrl.networks.q_networks import (
@@ -105,62 +105,6 @@ class IBRLActor(BasePolicy):
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self(observation)
-
-
-class EnsembleCritic(nn.Module):
-    """
-    E Q-networks evaluated in one batched forward pass, after the observation encoder they own.
-
-    :param encoder: the observation encoder (trained by the critic loss)
-    :param head: the ensemble Q head (:class:`MLPQHead` or :class:`ViTQHead`)
-    :param n_critics: ensemble size E
-    :param owns_encoder: ``False`` for the target critics, which hold a reference to the online encoder
-    """
-
-    def __init__(self, encoder: ObservationEncoder, head: nn.Module, n_critics: int, owns_encoder: bool = True):
-        super().__init__()
-        if owns_encoder:
-            self.encoder = encoder
-        else:
-            object.__setattr__(self, "encoder", encoder)
-        self.head, self.n_critics = head, n_critics
-        self.optimizer: th.optim.Optimizer
-
-    def q_values(self, encoded: Encoded, actions: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:
-        """
-        :param encoded: encoded observations (``batch`` rows)
-        :param actions: actions in ``[-1, 1]``, ``(batch, action_dim)`` or ``(K, batch, action_dim)`` (K candidates)
-        :param members: indices of the critics to evaluate (all when ``None``)
-        :return: Q-values ``(n_members, batch, 1)`` or ``(n_members, K, batch, 1)``
-        """
-        return self.head(encoded, actions, members)
-
-    def forward(self, obs: PyTorchObs, actions: th.Tensor, members: Optional[th.Tensor] = None) -> th.Tensor:
-        return self.q_values(self.encoder(obs), actions, members)  # (n_members, batch, 1)
-
-    def target_parameters(self) -> Iterator[nn.Parameter]:
-        """The parameters that have target copies: the head's (there is no target encoder)."""
-        return self.head.parameters()
-
-    def set_training_mode(self, mode: bool) -> None:
-        self.train(mode)
-
-
-def q_values_of_two(
-    critic: EnsembleCritic, encoded: Encoded, first: th.Tensor, second: th.Tensor, members: Optional[th.Tensor] = None
-) -> tuple[th.Tensor, th.Tensor]:
-    """
-    Q-values of two candidate actions for the same observations, encoded once (both proposals use it).
-
-    :param critic: the (online or target) critics
-    :param encoded: encoded observations
-    :param first: first candidate actions ``(batch, action_dim)`` (the RL action)
-    :param second: second candidate actions ``(batch, action_dim)`` (the IL action)
-    :param members: indices of the critics to evaluate (all when ``None``)
-    :return: the Q-values of each candidate, ``(n_members, batch, 1)`` each
-    """
-    q_values = critic.q_values(encoded, th.stack([first, second]), members)  # (n_members, 2, batch, 1)
-    return q_values[:, 0], q_values[:, 1]
 
 
 class IBRLPolicy(SavedAlone, TD3Policy):
@@ -264,6 +208,7 @@ class IBRLPolicy(SavedAlone, TD3Policy):
         self.il_policy: Optional[FrozenILPolicy] = None
         self.act_with_il = True
         self.proposal_beta: Optional[float] = None
+        self.proposal_confidence = 0.0
         self.proposal_critic = "online"
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -369,7 +314,10 @@ class IBRLPolicy(SavedAlone, TD3Policy):
     ) -> tuple[th.Tensor, th.Tensor]:
         """
         The actor proposal: score the RL action (plus exploration noise) and the IL action with the min of
-        2 random critics, and take the better one, row by row.
+        2 random critics, and take the better one, row by row. The deterministic proposal (``predict(...,
+        deterministic=True)``, evaluation) with ``proposal_confidence = k > 0`` takes the RL action only where its
+        advantage over the IL action, by the E critics, is above k standard deviations
+        (:func:`~sb3_ibrl.ibrl.proposals.confident_proposal`); collecting data keeps the paper's choice.
 
         :param observation: observations, ``(batch, *obs_shape)``
         :param rl_noise: exploration noise added to the RL action, ``(batch, action_dim)``, or ``None``
@@ -388,6 +336,9 @@ class IBRLPolicy(SavedAlone, TD3Policy):
         il_action = self.il_policy(observation) if il_action is None else il_action  # (batch, action_dim)
         critic = self.critic if self.proposal_critic == "online" else self.critic_target
         q_rl, q_il = q_values_of_two(critic, encoded, rl_action, il_action)  # (n_critics, batch, 1)
+        if deterministic and self.proposal_confidence > 0:  # deployed: the RL action only where the critics agree
+            use_il = confident_proposal(q_rl[..., 0], q_il[..., 0], self.proposal_confidence)  # (batch,)
+            return th.where(use_il[:, None], il_action, rl_action), use_il
         # One draw of the random pair for both candidates (they are scored by the same critics)
         q_values = min_over_random_subset(th.stack([q_rl, q_il], dim=1), deterministic=deterministic)  # (2, batch, 1)
         use_il = actor_proposal(q_values[0, :, 0], q_values[1, :, 0], beta)  # (batch,)

@@ -18,7 +18,7 @@ from stable_baselines3.common.utils import get_device
 SelfSavedAlone = TypeVar("SelfSavedAlone", bound="SavedAlone")
 
 # Set on the policy by IBRL (they are algorithm settings, not constructor parameters), and read when acting
-ACTING_OPTIONS = ("act_with_il", "proposal_beta", "proposal_critic")
+ACTING_OPTIONS = ("act_with_il", "proposal_beta", "proposal_confidence", "proposal_critic")
 
 
 class SavedAlone:

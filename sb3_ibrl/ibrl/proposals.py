@@ -6,6 +6,9 @@ The two ideas of IBRL (paper Sec. 4, Algorithm 1), each one short function.
 - Bootstrap proposal (Eq. 2, Alg. 1 line 15): in the TD target, bootstrap from whichever of the
   target actor's action and the IL action has the higher target Q-value.
 
+Both choices can be soft instead of greedy (the authors' release for state tasks, and PEX, Zhang et al., ICLR 2023):
+sample the proposal from ``softmax(beta * Q)``.
+
 Q-values are scored with the min over a random subset of 2 of the E critics (REDQ), see
 :func:`min_over_random_subset`.
 """
@@ -64,12 +67,40 @@ def actor_proposal(q_rl: th.Tensor, q_il: th.Tensor, beta: Optional[float] = Non
     return th.multinomial(probs, num_samples=1).squeeze(-1) == 1
 
 
-def bootstrap_proposal(next_q_rl: th.Tensor, next_q_il: th.Tensor) -> th.Tensor:
+def confident_proposal(q_rl: th.Tensor, q_il: th.Tensor, confidence: float) -> th.Tensor:
+    """
+    The actor proposal that keeps the IL action unless the critics agree that the RL action is better: the RL
+    action is taken only where the mean over the E critics of ``Q(s, a_RL) - Q(s, a_IL)`` exceeds ``confidence``
+    times its standard deviation over the critics (a lower confidence bound on the RL action's advantage, scale-free).
+
+    The greedy choice (Eq. 1) takes the RL action on any positive difference, however small; early in training the
+    actor is trained to climb the very critics that score it, and the critics barely tell the two actions apart,
+    so the hybrid flips between them and abandons a good IL policy (issue 14). Keeping the baseline policy wherever
+    an improvement is not certain is the idea of safe policy improvement with baseline bootstrapping (SPIBB, Laroche
+    et al., ICML 2019); the ensemble's spread as the uncertainty is that of SUNRISE (Lee et al., ICML 2021).
+
+    :param q_rl: Q-values of the RL action by every critic, shape ``(n_critics, batch)``
+    :param q_il: Q-values of the IL action by every critic, shape ``(n_critics, batch)``
+    :param confidence: the number of standard deviations, ``k >= 0``
+    :return: boolean mask, shape ``(batch,)``: ``True`` where the IL action is taken
+    """
+    advantage = q_rl - q_il  # (n_critics, batch)
+    spread = advantage.std(dim=0) if len(advantage) > 1 else th.zeros_like(advantage[0])  # (batch,)
+    return ~(advantage.mean(dim=0) > confidence * spread)
+
+
+def bootstrap_proposal(
+    next_q_rl: th.Tensor, next_q_il: th.Tensor, beta: Optional[float] = None
+) -> tuple[th.Tensor, th.Tensor]:
     """
     Value to bootstrap from at the next state: the better of the two proposals (paper Eq. 2).
 
     :param next_q_rl: target Q-value of the target actor's (noisy) action, shape ``(batch, 1)``
     :param next_q_il: target Q-value of the IL action, shape ``(batch, 1)``
-    :return: ``max(next_q_rl, next_q_il)``, shape ``(batch, 1)``
+    :param beta: ``None`` for the max (paper); otherwise the value of the proposal sampled from
+        ``softmax(beta * [next_q_rl, next_q_il])`` (the authors' release for state-based tasks, beta = 10)
+    :return: the value, shape ``(batch, 1)`` (``max(next_q_rl, next_q_il)`` when greedy), and the mask of rows
+        that bootstrapped from the IL action, shape ``(batch,)``
     """
-    return th.maximum(next_q_rl, next_q_il)
+    use_il = actor_proposal(next_q_rl[:, 0], next_q_il[:, 0], beta)  # (batch,)
+    return th.where(use_il[:, None], next_q_il, next_q_rl), use_il

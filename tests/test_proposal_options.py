@@ -1,0 +1,183 @@
+"""Issue 14's options: the confident actor proposal, the soft bootstrap, IL warm-up episodes, and the diagnostics."""
+
+import numpy as np
+import pytest
+import torch as th
+from torch import nn
+
+from sb3_ibrl import IBRL
+from sb3_ibrl.data.episodes import Episode
+from sb3_ibrl.ibrl.diagnostics import discounted_returns, proposal_values
+from sb3_ibrl.ibrl.proposals import confident_proposal
+from sb3_ibrl.networks.q_networks import Encoded
+
+SMALL = dict(net_arch=[32, 32])
+
+
+def small_ibrl(env="Pendulum-v1", **kwargs) -> IBRL:
+    params = dict(policy_kwargs=SMALL, learning_starts=50, batch_size=32, gradient_steps=2, policy_delay=2, seed=0)
+    params.update(kwargs)
+    return IBRL("MlpPolicy", env, **params)
+
+
+def constant_il(value: float = 1.0):
+    return lambda obs: th.full((len(obs), 1), value)  # Pendulum's torque, env units: scaled value / 2
+
+
+class SpreadCritics(nn.Module):
+    """E critics with Q_e(s, a) = a * slope_e (actions in [-1, 1]): their spread is set by the slopes."""
+
+    def __init__(self, slopes: list[float]):
+        super().__init__()
+        self.slopes = th.tensor(slopes).view(-1, 1, 1)
+        self.n_critics = len(slopes)
+        self.encoder = _Flatten()
+
+    def q_values(self, encoded: Encoded, actions: th.Tensor, members=None) -> th.Tensor:
+        slopes = self.slopes if actions.dim() == 2 else self.slopes.unsqueeze(1)
+        q_values = slopes * actions[None, ..., :1]  # (n_critics, [2,] batch, 1)
+        return q_values if members is None else q_values[members]
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.train(mode)
+
+
+class _Flatten(nn.Module):
+    def forward(self, obs: th.Tensor) -> Encoded:
+        return Encoded(obs.float(), None)
+
+    def augment(self, obs: th.Tensor) -> th.Tensor:
+        return obs
+
+
+def test_confident_proposal_by_hand():
+    # advantages of the RL action by 3 critics: row 0 mean 1.0 std 0.1 (confident), row 1 mean 1.0 std 1.0 (not at k=2),
+    # row 2 negative (IL); with one critic there is no spread: any positive advantage
+    q_il = th.zeros(3, 3)
+    q_rl = th.tensor([[0.9, 0.0, -1.0], [1.0, 1.0, -1.0], [1.1, 2.0, -1.0]])
+    assert confident_proposal(q_rl, q_il, 2.0).tolist() == [False, True, True]
+    assert confident_proposal(q_rl, q_il, 0.5).tolist() == [False, False, True]
+    assert confident_proposal(q_rl, q_il, 0.0).tolist() == [False, False, True]
+    assert confident_proposal(q_rl[:1], q_il[:1], 5.0).tolist() == [False, True, True]
+
+
+def test_deployed_policy_keeps_il_unless_the_critics_agree():
+    obs = th.zeros(1, 3)
+    # RL action 1.0 (scaled) vs IL 0.5: advantages 0.5 * slope; slopes 1, 1.2, 0.8 -> mean 0.5, std 0.1: confident
+    model = small_ibrl(il_policy=constant_il(1.0), proposal_confidence=2.0)
+    model.policy.set_training_mode(False)
+    model.policy.actor.act = lambda encoded, detach=True: th.ones(len(encoded.features), 1)
+    model.policy.critic = SpreadCritics([1.0, 1.2, 0.8])
+    assert model.policy.propose(obs, deterministic=True)[1].tolist() == [False]  # the RL action
+    # slopes 2, -0.5, 0.5: mean advantage 0.33 > 0, but the critics disagree (std 1.26): the IL action
+    model.policy.critic = SpreadCritics([2.0, -0.5, 0.5])
+    action, use_il = model.policy.propose(obs, deterministic=True)
+    assert use_il.tolist() == [True] and action.tolist() == [[0.5]]
+    hybrid, _ = model.predict(obs.numpy(), deterministic=True)
+    assert hybrid.tolist() == [[1.0]]  # the IL action, env units
+    # The paper's greedy choice scores with the min over pairs of critics (mean over the 3 pairs when deterministic):
+    # RL 1.0 * slopes -> pair minima -0.5, 0.5, -0.5; IL 0.5 * slopes -> -0.25, 0.25, -0.25: the IL action is higher
+    model.policy.proposal_confidence = 0.0
+    assert model.policy.propose(obs, deterministic=True)[1].tolist() == [True]
+    model.policy.critic = SpreadCritics([2.0, 1.0, 0.5])  # RL pair minima 1, 0.5, 0.5 beat IL's 0.5, 0.25, 0.25
+    assert model.policy.propose(obs, deterministic=True)[1].tolist() == [False]
+    model.policy.proposal_confidence = 2.0  # advantages 1, 0.5, 0.25: mean 0.58 < 2 * std 0.76: the IL action
+    assert model.policy.propose(obs, deterministic=True)[1].tolist() == [True]
+
+
+def test_collecting_data_keeps_the_papers_choice():
+    # The confidence is for the deployed (deterministic) hybrid; while collecting, the greedy pair-min choice acts
+    model = small_ibrl(il_policy=constant_il(1.0), proposal_confidence=100.0)
+    model.policy.set_training_mode(False)
+    model.policy.actor.act = lambda encoded, detach=True: th.ones(len(encoded.features), 1)
+    model.policy.critic = SpreadCritics([2.0, 1.0, 0.5])  # E = 3: every pair favours the RL action
+    model.num_timesteps = model.learning_starts
+    model._last_obs = np.zeros((1, 3), dtype=np.float32)
+    model.action_noise = None
+    _, buffer_action = model._sample_action(model.learning_starts, None, 1)
+    assert buffer_action.tolist() == [[1.0]] and model.il_action_fraction == 0.0  # the RL action
+    assert model.predict(np.zeros((1, 3), dtype=np.float32), deterministic=True)[0].tolist() == [[1.0]]  # deployed: IL
+
+
+def test_default_confidence_follows_observations():
+    assert small_ibrl(il_policy=constant_il()).proposal_confidence == 2.0
+    assert small_ibrl(il_policy=constant_il(), proposal_beta=10.0).policy.proposal_confidence == 2.0
+    assert small_ibrl(il_policy=constant_il(), proposal_confidence=0.5).policy.proposal_confidence == 0.5
+
+
+def test_confidence_saved_and_loaded(tmp_path):
+    model = small_ibrl(il_policy=constant_il(), proposal_confidence=1.5)
+    model.save(tmp_path / "model.zip")
+    assert IBRL.load(tmp_path / "model.zip").policy.proposal_confidence == 1.5
+    model.policy.save(tmp_path / "policy.pt")
+    assert type(model.policy).load(tmp_path / "policy.pt").proposal_confidence == 1.5
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(proposal_confidence=-1.0), "proposal_confidence must be a number >= 0"),
+        (dict(proposal_confidence="high"), "proposal_confidence must be a number"),
+        (dict(bootstrap_beta=0.0), "bootstrap_beta must be a positive number"),
+        (dict(il_warmup_episodes=-1), "il_warmup_episodes must be an integer >= 0"),
+        (dict(il_warmup_episodes=2.5), "il_warmup_episodes must be an integer >= 0"),
+        (dict(il_warmup_episodes=2, warmup="random"), "needs an il_policy and warmup='il'"),
+    ],
+)
+def test_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        small_ibrl(il_policy=constant_il(), **kwargs)
+
+
+def test_il_warmup_episodes_need_an_il_policy():
+    with pytest.raises(ValueError, match="needs an il_policy"):
+        small_ibrl(il_warmup_episodes=1)
+
+
+def test_il_warmup_episodes_roll_out_il_without_updates():
+    # Pendulum episodes last 200 steps: 2 warm-up episodes = 400 IL steps, far past learning_starts=50
+    model = small_ibrl(il_policy=constant_il(1.0), il_warmup_episodes=2, learning_starts=50)
+    model.learn(399)
+    assert model._episode_num == 1 and model._n_updates == 0  # no update during the warm-up
+    model.learn(11, reset_num_timesteps=False)  # the step that ends episode 2, then 10 more
+    assert np.allclose(model.replay_buffer.actions[:400], 0.5)  # every warm-up action the IL policy's
+    assert model._n_updates == 11 * model.gradient_steps  # learning starts as the warm-up ends
+    assert model.num_timesteps == 410  # the warm-up steps count as env steps
+
+
+def test_soft_bootstrap_changes_the_target():
+    # With bootstrap_beta the TD target sometimes takes the lower proposal: the mean target drops below the max
+    from sb3_ibrl.ibrl.losses import td_target
+
+    class ConstActor(nn.Module):
+        def act(self, encoded):
+            return th.full((len(encoded.features), 1), 1.0)
+
+    critics = SpreadCritics([1.0, 1.0])
+    encoded = Encoded(th.zeros(2000, 3), None)
+    il_action = th.full((2000, 1), 0.9)  # Q 0.9 vs the RL action's 1.0
+    args = (th.zeros(2000, 1), th.zeros(2000, 1), 1.0, ConstActor(), critics, 0.0, 0.3)
+    th.manual_seed(0)
+    greedy, used_greedy = td_target(encoded, il_action, *args)
+    soft, used_soft = td_target(encoded, il_action, *args, bootstrap_beta=10.0)
+    assert th.allclose(greedy, th.ones_like(greedy)) and not used_greedy.any()
+    # IL sampled with probability sigmoid(10 * (0.9 - 1.0)) = 0.269
+    assert used_soft.float().mean().item() == pytest.approx(0.269, abs=0.03)
+    assert soft.mean().item() == pytest.approx(1.0 - 0.1 * 0.269, abs=0.005)
+
+
+def test_discounted_returns_by_hand():
+    np.testing.assert_allclose(discounted_returns(np.array([0.0, 0.0, 1.0]), 0.5), [0.25, 0.5, 1.0])
+
+
+def test_proposal_values_match_the_critics():
+    model = small_ibrl(il_policy=constant_il(1.0), gamma=0.5)
+    model.policy.actor.act = lambda encoded, detach=True: th.ones(len(encoded.features), 1)
+    model.policy.critic = SpreadCritics([1.0, 3.0])  # E = 2: the min, i.e. slope 1
+    episode = Episode(obs=np.zeros((4, 3), dtype=np.float32), acts=np.zeros((3, 1)), rews=np.array([0.0, 0.0, 1.0]))
+    values = proposal_values(model, [episode])
+    assert values["q_rl"] == pytest.approx(1.0) and values["q_il"] == pytest.approx(0.5)
+    assert values["q_rl_minus_il"] == pytest.approx(0.5) and values["il_wins"] == 0.0
+    assert values["return"] == pytest.approx((0.25 + 0.5 + 1.0) / 3)
+    with pytest.raises(ValueError, match="needs a model with an IL policy"):
+        proposal_values(small_ibrl(), [episode])
