@@ -126,6 +126,41 @@ def test_report_tables_and_plots(tmp_path):
         write_report(str(tmp_path / "nothing"))
 
 
+def test_hybrid_report_compares_the_deployments_with_bc(tmp_path):
+    # IBRL: seed 0 (BC 1.0) confident 1.0 then 0.9, greedy 0.2 then 1.0; seed 1 (BC 0.5) confident 0.5, 0.7; greedy 0.1, 0.3
+    curves = {0: ([1.0, 0.9], [0.2, 1.0]), 1: ([0.5, 0.7], [0.1, 0.3])}
+    rows = []
+    for seed, (confident, greedy) in curves.items():
+        for step, hybrid, paper in zip((1000, 2000), confident, greedy):
+            diagnostics = dict(greedy_success=paper, il_fraction_train=0.4, q_il_demo=0.7, q_rl_demo=0.8, il_wins_demo=0.3)
+            rows.append(dict(task="T-v0", method="ibrl", seed=seed, env_steps=step, success_rate=hybrid,
+                             mean_episode_length=50, il_fraction=0.9, rl_only_success="nan", wall_seconds=1,
+                             return_demo=0.8, **diagnostics))  # fmt: skip
+        for step in (0, 2000):
+            rows.append(dict(task="T-v0", method="bc", seed=seed, env_steps=step, success_rate=1.0 - 0.5 * seed,
+                             mean_episode_length=50, il_fraction=1.0, rl_only_success="nan", wall_seconds=1))  # fmt: skip
+    with open(tmp_path / "results.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=CURVE_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    from sb3_ibrl.benchmark.hybrid_report import deployment_table, worst_gap_to_bc
+
+    loaded = load_curves(str(tmp_path / "results.csv"))
+    bc = {0: 1.0, 1: 0.5}
+    assert worst_gap_to_bc(loaded["T-v0"]["ibrl"], bc, "success_rate", after=0) == pytest.approx(-0.1)  # 0.9 vs 1.0
+    assert worst_gap_to_bc(loaded["T-v0"]["ibrl"], bc, "greedy_success", after=0) == pytest.approx(-0.8)  # 0.2 vs 1.0
+    assert worst_gap_to_bc(loaded["T-v0"]["ibrl"], bc, "greedy_success", after=1000) == pytest.approx(-0.2)  # 0.3 vs 0.5
+    table = deployment_table(loaded)
+    # after the first quarter (500 steps): both evaluations; confident mean curve 0.75 0.80 (area 0.775), worst 0.9 - 1.0
+    assert "| T-v0 | ibrl | 2 | confident | 0.75 0.80 |" in table and "| 0.80 | -0.10 (0.5K) |" in table
+    assert "| T-v0 | ibrl | 2 | greedy (paper) | 0.15 0.65 | 0.40 | 0.65 | -0.80 (0.5K) |" in table
+    assert "| T-v0 | bc | 2 | | 0.75 (per seed: 1.00 0.50) |" in table
+    written = write_report(str(tmp_path))
+    assert "hybrid.png" in {os.path.basename(path) for path in written}
+    with open(tmp_path / "summary.md") as file:
+        assert "deployed with the confident and the greedy actor proposal" in file.read()
+
+
 def test_each_method_has_one_colour_in_every_panel_and_figure():
     import matplotlib
 

@@ -49,7 +49,7 @@ def test_paper_settings_follow_the_observations(obs_mode, capsys):
     model = make_model(obs_mode, verbose=1)
     assert settings(model) == (n_critics, n_critics, updates, updates)
     kind = "state" if obs_mode == "state" else "image"
-    confidence = 2.0 if obs_mode == "state" else 0.0
+    confidence = 3.0 if obs_mode == "state" else 0.0
     expected = (
         f"IBRL: the default {kind} settings: gradient_steps={updates}, policy_delay={updates}, "
         f"proposal_confidence={confidence}, n_critics={n_critics}"

@@ -100,8 +100,8 @@ def test_collecting_data_keeps_the_papers_choice():
 
 
 def test_default_confidence_follows_observations():
-    assert small_ibrl(il_policy=constant_il()).proposal_confidence == 2.0
-    assert small_ibrl(il_policy=constant_il(), proposal_beta=10.0).policy.proposal_confidence == 2.0
+    assert small_ibrl(il_policy=constant_il()).proposal_confidence == 3.0
+    assert small_ibrl(il_policy=constant_il(), proposal_beta=10.0).policy.proposal_confidence == 3.0
     assert small_ibrl(il_policy=constant_il(), proposal_confidence=0.5).policy.proposal_confidence == 0.5
 
 

@@ -251,11 +251,12 @@ def test_simulated_task_demos_use_the_scripted_cli(tmp_path: Path, monkeypatch: 
 # ------------------------------------------------------------------------------------------------------- sampler
 def test_sampler_gives_plain_ibrl_arguments() -> None:
     params = dict(learning_rate=3e-4, tau=0.02, batch_size=64, n_steps=3, exploration_std=0.1, proposal_beta=None)
-    params.update(critic_updates=2, n_critics=2, dropout=0.25, net_arch="small")
+    params.update(proposal_confidence=2.0, critic_updates=2, n_critics=2, dropout=0.25, net_arch="small")
     with base_policy_kwargs({"encoder": "drq", "n_critics": 5}):
         hyperparams = sample_ibrl_params(optuna.trial.FixedTrial(params), 2, 1, {})
     assert hyperparams["policy_kwargs"] == {"encoder": "drq", "n_critics": 2, "dropout": 0.25, "net_arch": NET_ARCHS["small"]}
     assert hyperparams["gradient_steps"] == hyperparams["policy_delay"] == 2 and hyperparams["proposal_beta"] is None
+    assert hyperparams["proposal_confidence"] == 2.0
     assert set(hyperparams) <= IBRL_KEYS
     assert HYPERPARAMS_CONVERTER["ibrl"](params)["policy_kwargs"]["net_arch"] == [64, 64]
     model = IBRL("MlpPolicy", POINT_GOAL, **{**hyperparams, "policy_kwargs": dict(net_arch=[32], n_critics=2)})
@@ -342,6 +343,7 @@ def test_optimize_two_workers_share_one_study(workdir: Path) -> None:
         "n_steps",
         "exploration_std",
         "proposal_beta",
+        "proposal_confidence",
         "critic_updates",
         "n_critics",
         "dropout",

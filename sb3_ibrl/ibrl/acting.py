@@ -74,7 +74,8 @@ class ActingHooks:
         """
         The hybrid action (actor proposal without exploration noise); ``rl_only=True`` acts with the RL actor alone.
 
-        ``deterministic=True`` takes the greedy choice; otherwise the choice configured by ``proposal_beta``.
+        ``deterministic=True`` takes the greedy choice (or, with ``proposal_confidence > 0``, the confident one); otherwise
+        the choice configured by ``proposal_beta``.
         """
         if self.il_policy is not None and episode_start is not None:  # a stateful IL policy: its episodes start here
             self.il_policy.start_episodes(np.flatnonzero(episode_start), context="predict")

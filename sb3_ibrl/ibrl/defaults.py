@@ -7,16 +7,16 @@ option                   state tasks   image observations (or a Dict with one)
 ``n_critics``            E = 5         E = 2
 ``gradient_steps``       G = 5         G = 1
 ``policy_delay``         G = 5         G = 1
-``proposal_confidence``  2             0 (the paper's greedy choice)
+``proposal_confidence``  3             0 (the paper's greedy choice)
 =======================  ============  ======================================
 
 ``IBRL(..., gradient_steps=None, policy_delay=None)`` and ``policy_kwargs=dict(n_critics=None)`` (the defaults) take
 the column of the observation space, so ``IBRL("CnnPolicy", pixel_env, il_policy=bc)`` runs the paper's pixel
 settings; a value the user gives always wins. The resolved values are what the model keeps and saves.
 
-``proposal_confidence`` is not from the paper: with states, the actor proposal keeps the IL action unless the critics
-agree the RL action is better (issue 14: the greedy choice abandoned a strong IL policy; the README's results show
-the measurements).
+``proposal_confidence`` is not from the paper: with states, the deployed (deterministic) actor proposal keeps the IL
+action unless the critics agree that the RL action is better (issue 14: the greedy choice abandoned a strong IL
+policy; the README's section "The hybrid and its IL policy" has the measurements). Collecting data ignores it.
 """
 
 from typing import Any
@@ -30,7 +30,7 @@ PAPER_DEFAULTS: dict[str, tuple[float, float]] = {
     "n_critics": (5, 2),
     "gradient_steps": (5, 1),
     "policy_delay": (5, 1),
-    "proposal_confidence": (2.0, 0.0),
+    "proposal_confidence": (3.0, 0.0),
 }
 
 

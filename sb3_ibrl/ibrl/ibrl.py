@@ -89,9 +89,10 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
     :param bootstrap_proposal: use the IL action in the TD target (False: the "actor proposal only" ablation)
     :param proposal_beta: ``None`` for the greedy actor proposal; else the inverse temperature of the soft
         one used while training (the authors' release uses 10 for state tasks)
-    :param proposal_confidence: ``k >= 0``: take the RL action only where its advantage over the IL action, by the E
-        critics, exceeds k standard deviations over them (see :func:`~sb3_ibrl.ibrl.proposals.confident_proposal`);
-        ``0``: the paper's greedy (or ``proposal_beta``'s soft) choice. ``None``: 2 for state observations, 0 for images
+    :param proposal_confidence: ``k >= 0``: the deterministic actor proposal (``predict(..., deterministic=True)``,
+        evaluation) takes the RL action only where its advantage over the IL action, by the E critics, exceeds k
+        standard deviations over them (:func:`~sb3_ibrl.ibrl.proposals.confident_proposal`); ``0``: the paper's greedy
+        choice. Collecting data ignores it. ``None``: 3 for state observations, 0 for images
         (:mod:`sb3_ibrl.ibrl.defaults`)
     :param bootstrap_beta: ``None``: bootstrap from the max of the two proposals (paper); else the inverse temperature
         of a soft choice between them (the release uses 10 for state tasks)

@@ -72,7 +72,7 @@ def convert_ibrl_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     """
     params = dict(sampled_params)
     hyperparams: dict[str, Any] = {}
-    for name in ("learning_rate", "tau", "batch_size", "n_steps", "exploration_std", "proposal_beta"):
+    for name in ("learning_rate", "tau", "batch_size", "n_steps", "exploration_std", "proposal_beta", "proposal_confidence"):
         if name in params:
             hyperparams[name] = params.pop(name)
     if "critic_updates" in params:  # G critic updates per env step, then one actor update (Algorithm 1)
@@ -105,6 +105,7 @@ def sample_ibrl_params(trial: optuna.Trial, n_actions: int, n_envs: int, additio
     trial.suggest_categorical("n_steps", [1, 3, 5, 10])
     trial.suggest_float("exploration_std", 0.05, 0.3)
     trial.suggest_categorical("proposal_beta", [None, 1.0, 10.0, 100.0])  # None: greedy actor proposal
+    trial.suggest_categorical("proposal_confidence", [0.0, 1.0, 2.0, 3.0, 4.0])  # the deployed hybrid (0: greedy)
     trial.suggest_categorical("critic_updates", [1, 2, 5])
     trial.suggest_categorical("n_critics", [2, 5, 10])
     trial.suggest_categorical("dropout", [0.0, 0.25, 0.5])
