@@ -50,6 +50,10 @@ def test_run_all_writes_curves_for_methods_and_seeds(tmp_path, point_goal):
     # IBRL's diagnostics: the greedy deployment, the IL share while collecting, the proposals' Q on the demo states
     for row in (r for r in rows if r["method"] == "ibrl"):
         assert 0.0 <= float(row["greedy_success"]) <= 1.0 and 0.0 <= float(row["il_fraction_train"]) <= 1.0
+        assert 0.0 <= float(row["confident_success"]) <= 1.0 and row["il_matched"] in ("0.0", "1.0")
+        # the default deployment is one of the two: greedy once the hybrid matched its IL policy, else confident
+        expected = row["greedy_success"] if row["il_matched"] == "1.0" else row["confident_success"]
+        assert row["success_rate"] == expected
         assert 0.0 <= float(row["il_wins_demo"]) <= 1.0 and 0.0 < float(row["return_demo"]) <= 1.0
         assert math.isfinite(float(row["q_il_demo"])) and math.isfinite(float(row["q_rl_demo"]))
     assert all(r["greedy_success"] == r["q_il_demo"] == "" for r in rows if r["method"] != "ibrl")
@@ -151,8 +155,12 @@ def test_hybrid_report_compares_the_deployments_with_bc(tmp_path):
     assert worst_gap_to_bc(loaded["T-v0"]["ibrl"], bc, "greedy_success", after=0) == pytest.approx(-0.8)  # 0.2 vs 1.0
     assert worst_gap_to_bc(loaded["T-v0"]["ibrl"], bc, "greedy_success", after=1000) == pytest.approx(-0.2)  # 0.3 vs 0.5
     table = deployment_table(loaded)
-    # after the first quarter (500 steps): both evaluations; confident mean curve 0.75 0.80 (area 0.775), worst 0.9 - 1.0
-    assert "| T-v0 | ibrl | 2 | confident | 0.75 0.80 |" in table and "| 0.80 | -0.10 (0.5K) |" in table
+    # after the first quarter (500 steps): both evaluations; default mean curve 0.75 0.80 (area 0.775), worst 0.9 - 1.0
+    assert (
+        "| T-v0 | ibrl | 2 | default | 0.75 0.80 |" in table
+        and "always confident" not in table
+        and "| 0.80 | -0.10 (0.5K) |" in table
+    )
     assert "| T-v0 | ibrl | 2 | greedy (paper) | 0.15 0.65 | 0.40 | 0.65 | -0.80 (0.5K) |" in table
     assert "| T-v0 | bc | 2 | | 0.75 (per seed: 1.00 0.50) |" in table
     written = write_report(str(tmp_path))

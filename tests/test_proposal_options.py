@@ -121,6 +121,7 @@ def test_confidence_saved_and_loaded(tmp_path):
         (dict(bootstrap_beta=0.0), "bootstrap_beta must be a positive number"),
         (dict(il_warmup_episodes=-1), "il_warmup_episodes must be an integer >= 0"),
         (dict(il_warmup_episodes=2.5), "il_warmup_episodes must be an integer >= 0"),
+        (dict(match_il_episodes=-1), "match_il_episodes must be an integer >= 0"),
         (dict(il_warmup_episodes=2, warmup="random"), "needs an il_policy and warmup='il'"),
     ],
 )
@@ -181,3 +182,41 @@ def test_proposal_values_match_the_critics():
     assert values["return"] == pytest.approx((0.25 + 0.5 + 1.0) / 3)
     with pytest.raises(ValueError, match="needs a model with an IL policy"):
         proposal_values(small_ibrl(), [episode])
+
+
+def test_episode_returns_are_filed_as_monitor_counts_them():
+    # learning_starts 400 = 2 Pendulum episodes of the IL policy, then 3 episodes of the hybrid
+    model = small_ibrl(il_policy=constant_il(1.0), learning_starts=400, match_il_episodes=2)
+    model.learn(1000)
+    monitored = [info["r"] for info in model.ep_info_buffer]  # SB3's Monitor: every episode's return, in order
+    assert len(monitored) == 5
+    np.testing.assert_allclose(list(model._il_returns), monitored[:2], rtol=1e-5)
+    np.testing.assert_allclose(list(model._hybrid_returns), monitored[3:], rtol=1e-5)  # the last 2 (maxlen)
+
+
+def test_deployed_confidence_drops_once_the_hybrid_matches_il(tmp_path):
+    model = small_ibrl(il_policy=constant_il(1.0), learning_starts=10, proposal_confidence=3.0, match_il_episodes=2)
+    model.num_timesteps = 5  # in the warm-up: two IL episodes of one env (the first began in the warm-up too)
+    model._record_returns(np.array([1.0]), np.array([True]))
+    model._record_returns(np.array([0.5]), np.array([True]))
+    assert list(model._il_returns) == [1.0, 0.5] and model.deployed_confidence == 3.0
+    model.num_timesteps = 10  # the last warm-up step: an episode that goes on after the warm-up counts for neither
+    model._record_returns(np.array([5.0]), np.array([False]))
+    model.num_timesteps = 11
+    model._record_returns(np.array([5.0]), np.array([True]))
+    assert list(model._il_returns) == [1.0, 0.5] and not model._hybrid_returns
+    model.num_timesteps = 12  # hybrid episodes: mean 0.5 < IL's 0.75, then 1.0 >= 0.75
+    model._record_returns(np.array([0.0]), np.array([True]))
+    model._record_returns(np.array([1.0]), np.array([True]))
+    assert not model.il_matched and model.policy.proposal_confidence == 3.0
+    model._record_returns(np.array([1.0]), np.array([True]))
+    assert model.il_matched and model.deployed_confidence == model.policy.proposal_confidence == 0.0
+    model.save(tmp_path / "model.zip")  # the returns are kept: the loaded model deploys the same choice
+    loaded = IBRL.load(tmp_path / "model.zip")
+    assert list(loaded._il_returns) == [1.0, 0.5] and loaded.policy.proposal_confidence == 0.0
+    model._record_returns(np.array([0.0]), np.array([True]))  # back below the IL's returns: confident again
+    assert model.policy.proposal_confidence == 3.0
+    never = small_ibrl(il_policy=constant_il(1.0), proposal_confidence=3.0, match_il_episodes=0)
+    never._il_returns.append(0.0)
+    never._record_returns(np.array([9.0]), np.array([True]))
+    assert not never.il_matched and never.policy.proposal_confidence == 3.0

@@ -12,7 +12,16 @@ from sb3_ibrl.benchmark.runner import read_curve
 Curves = dict[str, dict[str, dict[int, list[tuple[int, dict[str, float]]]]]]  # task -> method -> seed -> rows
 
 # Columns of results.csv that only IBRL runs fill (empty elsewhere, and absent from older files: read as nan)
-DIAGNOSTIC_KEYS = ("greedy_success", "il_fraction_train", "q_il_demo", "q_rl_demo", "il_wins_demo", "return_demo")
+DIAGNOSTIC_KEYS = (
+    "greedy_success",
+    "confident_success",
+    "il_matched",
+    "il_fraction_train",
+    "q_il_demo",
+    "q_rl_demo",
+    "il_wins_demo",
+    "return_demo",
+)
 
 
 def load_curves(results_csv: str) -> Curves:

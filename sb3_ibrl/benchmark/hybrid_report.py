@@ -1,8 +1,9 @@
 """
-The hybrid against its IL policy (issue 14), from a benchmark's ``results.csv``: IBRL deployed with the confident
-actor proposal (the state default) and with the paper's greedy one (``--greedy-eval``, the same runs), BC, the IL
-share of the actions (paper Fig. 12: while evaluating and while collecting data), and the critics' Q-values of the two
-proposals on the demo states next to the demos' discounted return.
+The hybrid against its IL policy (issue 14), from a benchmark's ``results.csv``: IBRL deployed as by default
+(confident until the hybrid matched its IL policy, then greedy), always with the confident actor proposal, and with
+the paper's greedy one (``--greedy-eval``, the same runs), BC, the IL share of the actions (paper Fig. 12: while
+evaluating and while collecting data), and the critics' Q-values of the two proposals on the demo states next to the
+demos' discounted return.
 """
 
 import math
@@ -52,7 +53,14 @@ def deployment_table(curves: Curves, after_fraction: float = 0.25) -> str:
                 continue
             steps, _ = aligned(seeds, "success_rate")
             after = int(after_fraction * steps[-1]) if len(steps) else 0
-            for label, key in (("confident", "success_rate"), ("greedy (paper)", "greedy_success")):
+            deployments = (
+                ("default", "success_rate"),
+                ("always confident", "confident_success"),
+                ("greedy (paper)", "greedy_success"),
+            )
+            for label, key in deployments:
+                if not _has(seeds, key):
+                    continue
                 _, values = aligned(seeds, key)
                 mean = values.mean(axis=0)
                 points = " ".join(f"{value:.2f}" for value in mean)
@@ -83,8 +91,16 @@ def hybrid_figure(curves: Curves) -> Any:
     if not rows:
         return None
     fig, axes = plt.subplots(len(rows), 3, figsize=(14, 3.2 * len(rows)), squeeze=False)
-    success = (("success_rate", "deployed, confident", "-"), ("greedy_success", "deployed, greedy (paper)", ":"))
-    il_share = (("il_fraction", "evaluating (deployed)", "-"), ("il_fraction_train", "collecting", ":"))
+    success = (
+        ("success_rate", "deployed (default)", "-"),
+        ("confident_success", "always confident", "--"),
+        ("greedy_success", "greedy (paper)", ":"),
+    )
+    il_share = (
+        ("il_fraction", "evaluating (deployed)", "-"),
+        ("il_fraction_train", "collecting", ":"),
+        ("il_matched", "hybrid matched IL (0/1)", "--"),
+    )
     q_values = (("q_il_demo", "Q(s, a_IL)", "-"), ("q_rl_demo", "Q(s, a_RL)", ":"), ("return_demo", "demo return", "--"))
     panels = (("success rate", success), ("IL share of the actions", il_share), ("Q on the demo states", q_values))
     for (task, method, seeds), axes_row in zip(rows, axes):

@@ -41,7 +41,11 @@ CURVE_FIELDS = [
     "il_fraction",
     "rl_only_success",
     "wall_seconds",
-    "greedy_success",  # IBRL deployed with the paper's greedy actor proposal (--greedy-eval; proposal_confidence=0)
+    # IBRL deployed with the paper's greedy actor proposal, and always with the confident one (--greedy-eval), and
+    # whether the hybrid had matched its IL policy (then its default deployment is the greedy one)
+    "greedy_success",
+    "confident_success",
+    "il_matched",
     # What the critics think of the two proposals on the demo states (sb3_ibrl.ibrl.diagnostics), and the IL share of
     # the last (up to 1000) actions taken while collecting data; empty for methods without an IL policy
     "il_fraction_train",
@@ -63,8 +67,9 @@ class RunConfig:
     :param eval_every: evaluate every this many env steps (``None``: each task's)
     :param eval_episodes: episodes per evaluation
     :param rl_only_eval: also evaluate IBRL's RL actor alone (paper Fig. 11)
-    :param greedy_eval: also evaluate IBRL's hybrid with the paper's greedy actor proposal (``proposal_confidence=0``):
-        collecting data does not read ``proposal_confidence``, so the same run gives both deployed curves
+    :param greedy_eval: also evaluate IBRL's hybrid deployed with the paper's greedy actor proposal
+        (``proposal_confidence=0``) and always with the confident one (never switching to greedy): collecting data
+        does not read the deployment's choice, so the same run gives every deployed curve
     :param overrides: ``{method: {option: value}}`` on top of the task's settings
     :param checkpoint: save a checkpoint (model + replay buffer) at every evaluation, for resuming
     :param torch_threads: torch threads per run
@@ -173,14 +178,23 @@ def evaluate_model(model: Any, env: gym.Env, n_episodes: int, rl_only: bool = Fa
     return success, length, counts[0] / counts[1] if counts[1] else float("nan")
 
 
-def evaluate_greedy(model: Any, env: gym.Env, n_episodes: int) -> float:
-    """The success rate of IBRL's hybrid deployed with the paper's greedy actor proposal (``proposal_confidence=0``)."""
-    confidence = model.policy.proposal_confidence
-    model.policy.proposal_confidence = 0.0
+def evaluate_deployments(model: Any, env: gym.Env, n_episodes: int, success: float) -> dict[str, float]:
+    """
+    IBRL's hybrid deployed greedily (``proposal_confidence=0``, the paper) and always confidently (the model's
+    ``proposal_confidence``, even after the hybrid matched its IL policy).
+
+    :param success: the success rate of the deployment in effect, reused for the variant it equals
+    :return: ``{"greedy_success": ..., "confident_success": ...}``
+    """
+    in_effect = model.policy.proposal_confidence
+    results = {}
     try:
-        return evaluate_model(model, env, n_episodes)[0]
+        for key, confidence in (("greedy_success", 0.0), ("confident_success", model.proposal_confidence)):
+            model.policy.proposal_confidence = confidence
+            results[key] = success if confidence == in_effect else evaluate_model(model, env, n_episodes)[0]
     finally:
-        model.policy.proposal_confidence = confidence
+        model.policy.proposal_confidence = in_effect
+    return results
 
 
 def _proposal_diagnostics(model: Any, demos: list[Episode]) -> dict[str, float]:
@@ -194,6 +208,7 @@ def _proposal_diagnostics(model: Any, demos: list[Episode]) -> dict[str, float]:
         "q_rl_demo": values["q_rl"],
         "il_wins_demo": values["il_wins"],
         "return_demo": values["return"],
+        "il_matched": float(getattr(model, "il_matched", False)),
     }
 
 
@@ -283,8 +298,8 @@ def run_one(task: TaskSpec, method: str, seed: int, config: RunConfig, log: Call
         rl_only = float("nan")
         if config.rl_only_eval and getattr(model.policy, "il_policy", None) is not None:
             rl_only = evaluate_model(model, eval_env, config.eval_episodes, rl_only=True)[0]
-        if config.greedy_eval and diagnostics and model.policy.proposal_confidence > 0:
-            diagnostics["greedy_success"] = evaluate_greedy(model, eval_env, config.eval_episodes)
+        if config.greedy_eval and diagnostics and model.proposal_confidence > 0:
+            diagnostics.update(evaluate_deployments(model, eval_env, config.eval_episodes, success))
         elapsed += time.perf_counter() - start
         rows.append(
             {

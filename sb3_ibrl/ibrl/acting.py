@@ -1,6 +1,14 @@
 """
 How IBRL acts: the IL warm-up, then the actor proposal while collecting data (with exploration noise on the RL
 action), and the hybrid action of ``predict``.
+
+The deployed hybrid (``predict(..., deterministic=True)``) is confident first, greedy once proven: with
+``proposal_confidence = k > 0`` it keeps the IL action unless the E critics agree that the RL action is better
+(:func:`~sb3_ibrl.ibrl.proposals.confident_proposal`), until the hybrid has matched its IL policy in its own training
+episodes (the mean return of its last ``match_il_episodes`` episodes at least that of the IL warm-up episodes); then it
+takes the paper's greedy choice, and goes back to the confident one if its returns fall below the IL's again. A new
+policy is deployed once its measured performance reaches the baseline's, as in high-confidence policy improvement
+(Thomas et al., 2015); the training episodes, collected with exploration noise, understate the deployed hybrid.
 """
 
 from collections import deque
@@ -17,7 +25,8 @@ class ActingHooks:
 
     Before learning, the IL policy acts alone (``warmup="il"``) for ``learning_starts`` env steps and until
     ``il_warmup_episodes`` episodes have ended, whichever is later; no update is made until then. Then the actor
-    proposal picks, at every step, between the noisy RL action and the IL action.
+    proposal picks, at every step, between the noisy RL action and the IL action. The returns of the episodes are
+    kept, to know when the hybrid has matched the IL policy.
     """
 
     policy: Any
@@ -29,8 +38,67 @@ class ActingHooks:
     num_timesteps: int
     device: th.device
     warmup: str
+    learning_starts: int
     proposal_beta: Optional[float]
+    proposal_confidence: float
     il_warmup_episodes: int
+    match_il_episodes: int
+    _il_returns: deque  # returns of the IL warm-up episodes
+    _hybrid_returns: deque  # returns of the last match_il_episodes episodes after the warm-up
+    _running: Optional[np.ndarray]  # per env: return so far, and 1 if the episode started in the warm-up
+
+    def _setup_returns(self) -> None:
+        """The episode returns: kept when a saved model is loaded, created for a new one."""
+        if getattr(self, "_il_returns", None) is None:
+            self._il_returns = deque(maxlen=1000)
+            self._hybrid_returns = deque(maxlen=max(1, self.match_il_episodes))
+        self._running = None
+        self.policy.proposal_confidence = self.deployed_confidence
+
+    @property
+    def il_matched(self) -> bool:
+        """Whether the last ``match_il_episodes`` training episodes returned on average at least the IL warm-up's."""
+        n_episodes = self.match_il_episodes
+        if n_episodes == 0 or not self._il_returns or len(self._hybrid_returns) < n_episodes:
+            return False
+        return float(np.mean(self._hybrid_returns)) >= float(np.mean(self._il_returns))
+
+    @property
+    def deployed_confidence(self) -> float:
+        """The ``proposal_confidence`` in effect when deployed: 0 (greedy) once the hybrid has matched the IL policy."""
+        return 0.0 if self.il_matched else self.proposal_confidence
+
+    def _record_returns(self, rewards: np.ndarray, dones: np.ndarray) -> None:
+        """Add the step's rewards to each env's episode return; file the returns of the episodes that ended."""
+        il_warmup = self.il_policy is not None and self.warmup == "il"
+        # The step just taken came from the IL warm-up (SB3 counts the step and the episodes after storing it)
+        step_in_warmup = il_warmup and (self.num_timesteps <= self.learning_starts or self._il_warmup_pending())
+        if self._running is None or len(self._running) != len(rewards):  # per env: return so far, started in warm-up
+            self._running = np.zeros((len(rewards), 2))
+            self._running[:, 1] = step_in_warmup
+        self._running[:, 0] += rewards
+        episodes = self._episode_num + int(dones.sum())
+        next_in_warmup = il_warmup and (self.num_timesteps < self.learning_starts or episodes < self.il_warmup_episodes)
+        for env in np.flatnonzero(dones):
+            episode_return, started_in_warmup = self._running[env]
+            if started_in_warmup and step_in_warmup:
+                self._il_returns.append(float(episode_return))
+            elif not started_in_warmup:  # (an episode that began in the warm-up and ended after it counts for neither)
+                self._hybrid_returns.append(float(episode_return))
+            self._running[env] = (0.0, next_in_warmup)
+        if dones.any():
+            self.policy.proposal_confidence = self.deployed_confidence
+
+    def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray,
+                          dones: np.ndarray, infos: list[dict[str, Any]]) -> None:  # fmt: skip
+        self._record_returns(np.asarray(reward, dtype=np.float64).reshape(-1), np.asarray(dones).reshape(-1))
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)  # type: ignore[misc]
+
+    def _setup_learn(self, total_timesteps: int, callback: Any = None, reset_num_timesteps: bool = True,
+                     tb_log_name: str = "run", progress_bar: bool = False) -> Any:  # fmt: skip
+        if reset_num_timesteps or self._last_obs is None:  # SB3 resets the envs: every episode starts anew
+            self._running = None
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)  # type: ignore[misc]
 
     @property
     def il_action_fraction(self) -> float:

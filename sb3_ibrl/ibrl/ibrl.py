@@ -92,7 +92,8 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
     :param proposal_confidence: ``k >= 0``: the deterministic actor proposal (``predict(..., deterministic=True)``,
         evaluation) takes the RL action only where its advantage over the IL action, by the E critics, exceeds k
         standard deviations over them (:func:`~sb3_ibrl.ibrl.proposals.confident_proposal`); ``0``: the paper's greedy
-        choice. Collecting data ignores it. ``None``: 3 for state observations, 0 for images
+        choice. It applies until the hybrid has matched its IL policy (``match_il_episodes``; see
+        :mod:`sb3_ibrl.ibrl.acting`). Collecting data ignores it. ``None``: 3 for state observations, 0 for images
         (:mod:`sb3_ibrl.ibrl.defaults`)
     :param bootstrap_beta: ``None``: bootstrap from the max of the two proposals (paper); else the inverse temperature
         of a soft choice between them (the release uses 10 for state tasks)
@@ -103,6 +104,9 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
         or ``"random"``; without an IL policy it is always random
     :param il_warmup_episodes: with ``warmup="il"``, keep rolling out the IL policy alone, without updates, until this
         many episodes have ended (the release: 40 on Can, 50 on Square); these env steps count in ``num_timesteps``
+    :param match_il_episodes: the deployed hybrid drops ``proposal_confidence`` (takes the greedy choice) while the
+        mean return of its last ``match_il_episodes`` training episodes is at least that of the IL warm-up episodes;
+        ``0``: never (always confident)
     :param demo_fraction: fraction of each batch from demos + successful online episodes (paper: 0.5 for Square)
     :param mixed_precision: ``None`` (float32) or ``"bf16"``: bfloat16 autocast of the encoder and the Q-networks in
         the updates (parameters and optimizer state stay float32)
@@ -169,6 +173,7 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
         actor_q_reduction: str = "min",
         warmup: str = "il",
         il_warmup_episodes: int = 0,
+        match_il_episodes: int = 20,
         demo_fraction: float = 0.0,
         mixed_precision: Optional[str] = None,
         compile_updates: CompileOption = False,
@@ -224,6 +229,7 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
         self.actor_q_reduction = actor_q_reduction
         self.warmup = warmup
         self.il_warmup_episodes = il_warmup_episodes
+        self.match_il_episodes = match_il_episodes
         self.demo_fraction = demo_fraction
         self.mixed_precision = mixed_precision
         self.compile_updates = compile_updates
@@ -263,7 +269,7 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
             self._il = ILActions(self.il_policy, il_space, self._obs_to_tensor, cache, normalized, split)
         self.policy.il_policy = self.il_policy
         self.policy.proposal_beta = self.proposal_beta
-        self.policy.proposal_confidence = self.proposal_confidence
+        self._setup_returns()  # the episode returns that tell when the hybrid has matched the IL policy
         self.policy.proposal_critic = self.proposal_critic
         if self.demonstrations is not None:
             self.add_demonstrations(self.demonstrations)
@@ -383,5 +389,5 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
 
     def _excluded_save_params(self) -> list[str]:
         # The IL policy is pickled with the model; demos live in the replay buffer; the update functions are rebuilt
-        excluded = ["demonstrations", "_il_choices", "_fns", "_updates_per_train_call", "_il"]
+        excluded = ["demonstrations", "_il_choices", "_fns", "_updates_per_train_call", "_il", "_running"]
         return [*super()._excluded_save_params(), *excluded]

@@ -78,6 +78,7 @@ def check_ibrl_options(model: Any) -> None:
         )
     check_real("proposal_confidence", model.proposal_confidence, 0.0)
     check_int("il_warmup_episodes", model.il_warmup_episodes, 0)
+    check_int("match_il_episodes", model.match_il_episodes, 0)
     if model.il_warmup_episodes > 0 and (model.il_policy is None or model.warmup != "il"):
         raise ValueError(
             f"il_warmup_episodes={model.il_warmup_episodes} rolls out the IL policy: it needs an il_policy and warmup='il'"
