@@ -1,8 +1,9 @@
 """
 IBRL vs TD3 with the same demos in its buffer (same networks: IBRL without an IL policy) on PointGoal-v0,
-over several seeds: success-rate curves, the learning test of ``tests/test_learning.py`` swept. IBRL is also evaluated
-deployed with the paper's greedy actor proposal ("IBRL greedy", ``proposal_confidence=0``): the same run, since
-collecting data does not read ``proposal_confidence``.
+over several seeds: success-rate curves, the learning test of ``tests/test_learning.py`` swept. IBRL is evaluated as
+deployed by default (confident until the hybrid matched its IL policy, then greedy), and also deployed always with the
+paper's greedy actor proposal ("IBRL greedy", ``proposal_confidence=0``) and always confidently ("IBRL confident"):
+the same run, since collecting data does not read the deployment's choice.
 
     python benchmarks/learning_check.py --seeds 0 1 2 3 4 5 --steps 3000 --eval-every 500 --workers 2
 """
@@ -42,18 +43,18 @@ def run_seed(seed: int, n_demos: int, demo_seed: int, steps: int, eval_every: in
             seed=seed,
             **POINT_GOAL_IBRL_SETTINGS,
         )
-        curve, greedy = [], []
+        curves: dict[str, list[float]] = {name: [], "IBRL greedy": [], "IBRL confident": []}
         for k in range(steps // eval_every):
             model.learn(eval_every, reset_num_timesteps=k == 0)
             act = lambda obs, model=model: model.predict(obs, deterministic=True)[0]  # noqa: E731
-            curve.append(evaluate_policy_success(env, act, eval_episodes, seed=123)[0])
+            curves[name].append(evaluate_policy_success(env, act, eval_episodes, seed=123)[0])
             if il_policy is not None:
-                confidence, model.policy.proposal_confidence = model.policy.proposal_confidence, 0.0
-                greedy.append(evaluate_policy_success(env, act, eval_episodes, seed=123)[0])
-                model.policy.proposal_confidence = confidence
-        row[name] = curve
-        if il_policy is not None:
-            row["IBRL greedy"] = greedy
+                in_effect = model.policy.proposal_confidence
+                for variant, confidence in (("IBRL greedy", 0.0), ("IBRL confident", model.proposal_confidence)):
+                    model.policy.proposal_confidence = confidence
+                    curves[variant].append(evaluate_policy_success(env, act, eval_episodes, seed=123)[0])
+                model.policy.proposal_confidence = in_effect
+        row.update({key: value for key, value in curves.items() if value})
     row["seconds"] = time.perf_counter() - start
     return row
 
@@ -74,9 +75,9 @@ def main() -> None:
         rows = pool.starmap(run_seed, jobs)
     checkpoints = list(range(args.eval_every, args.steps + 1, args.eval_every))
     print(f"success over {args.eval_episodes} episodes at env steps {checkpoints}")
-    names = ("IBRL", "IBRL greedy", "TD3 + demos")
+    names = ("IBRL", "IBRL greedy", "IBRL confident", "TD3 + demos")
     print("| seed | BC | " + " | ".join(names) + " |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| --- " * (len(names) + 2) + "|")
     for row in rows:
         curves = [" ".join(f"{v:.2f}" for v in row[name]) for name in names]
         print(f"| {row['seed']} | {row['BC']:.2f} | " + " | ".join(curves) + " |")

@@ -16,7 +16,8 @@ settings; a value the user gives always wins. The resolved values are what the m
 
 ``proposal_confidence`` is not from the paper: with states, the deployed (deterministic) actor proposal keeps the IL
 action unless the critics agree that the RL action is better (issue 14: the greedy choice abandoned a strong IL
-policy; the README's section "The hybrid and its IL policy" has the measurements). Collecting data ignores it.
+policy; the README's section "The hybrid and its IL policy" has the measurements), until the hybrid has matched its
+IL policy in its own training episodes (``match_il_episodes``). Collecting data ignores it.
 """
 
 from typing import Any
