@@ -1,5 +1,6 @@
 """Issue 14's options: the confident actor proposal, the soft bootstrap, IL warm-up episodes, and the diagnostics."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
@@ -220,3 +221,14 @@ def test_deployed_confidence_drops_once_the_hybrid_matches_il(tmp_path):
     never._il_returns.append(0.0)
     never._record_returns(np.array([9.0]), np.array([True]))
     assert not never.il_matched and never.policy.proposal_confidence == 3.0
+
+
+def test_episode_returns_in_env_units_under_vec_normalize():
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    env = VecNormalize(DummyVecEnv([lambda: Monitor(gym.make("Pendulum-v1"))]), norm_obs=False, norm_reward=True)
+    model = small_ibrl(env=env, il_policy=constant_il(1.0), learning_starts=200)
+    model.learn(400)
+    monitored = [info["r"] for info in model.ep_info_buffer]  # the env's own returns, before normalization
+    np.testing.assert_allclose([*model._il_returns, *model._hybrid_returns], monitored, rtol=1e-5)

@@ -34,6 +34,7 @@ class ActingHooks:
     _il: Any
     _il_choices: deque
     _last_obs: Any
+    _vec_normalize_env: Any
     _episode_num: int
     num_timesteps: int
     device: th.device
@@ -91,7 +92,8 @@ class ActingHooks:
 
     def _store_transition(self, replay_buffer: Any, buffer_action: np.ndarray, new_obs: Any, reward: np.ndarray,
                           dones: np.ndarray, infos: list[dict[str, Any]]) -> None:  # fmt: skip
-        self._record_returns(np.asarray(reward, dtype=np.float64).reshape(-1), np.asarray(dones).reshape(-1))
+        env_reward = reward if self._vec_normalize_env is None else self._vec_normalize_env.get_original_reward()
+        self._record_returns(np.asarray(env_reward, dtype=np.float64).reshape(-1), np.asarray(dones).reshape(-1))
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)  # type: ignore[misc]
 
     def _setup_learn(self, total_timesteps: int, callback: Any = None, reset_num_timesteps: bool = True,
