@@ -99,7 +99,7 @@ def hybrid_figure(curves: Curves) -> Any:
     il_share = (
         ("il_fraction", "evaluating (deployed)", "-"),
         ("il_fraction_train", "collecting", ":"),
-        ("il_matched", "hybrid matched IL (0/1)", "--"),
+        ("il_matched", "matched its IL policy (share of seeds)", "--"),
     )
     q_values = (("q_il_demo", "Q(s, a_IL)", "-"), ("q_rl_demo", "Q(s, a_RL)", ":"), ("return_demo", "demo return", "--"))
     panels = (("success rate", success), ("IL share of the actions", il_share), ("Q on the demo states", q_values))
