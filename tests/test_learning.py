@@ -7,8 +7,8 @@ asserted on means, about 2-3 minutes on 2 CPU cores.
 
 Over seeds 0-5 (``python benchmarks/learning_check.py``) IBRL's mean area is 0.78 (default deployment; 0.63 deployed
 greedily as in the paper) vs 0.35 for TD3 + demos, and IBRL ends at 0.92 on average (1.00 on 4 of 6 seeds), while TD3
-+ demos solves the task on 4 of 6 seeds by then (see the README's results). A test on the final success alone would be fragile: on
-this small task TD3 + demos catches up on some seeds, and which ones changes with floating-point details.
++ demos solves the task on 4 of 6 seeds by then (see the README's results). A test on the final success alone would
+be fragile: on this small task TD3 + demos catches up on some seeds, and which ones changes with floating-point details.
 """
 
 import gymnasium as gym
