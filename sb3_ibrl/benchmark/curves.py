@@ -7,21 +7,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from sb3_ibrl.benchmark.runner import read_curve
+from sb3_ibrl.benchmark.runner import DIAGNOSTIC_FIELDS, read_curve
 
 Curves = dict[str, dict[str, dict[int, list[tuple[int, dict[str, float]]]]]]  # task -> method -> seed -> rows
-
-# Columns of results.csv that only IBRL runs fill (empty elsewhere, and absent from older files: read as nan)
-DIAGNOSTIC_KEYS = (
-    "greedy_success",
-    "confident_success",
-    "il_matched",
-    "il_fraction_train",
-    "q_il_demo",
-    "q_rl_demo",
-    "il_wins_demo",
-    "return_demo",
-)
 
 
 def load_curves(results_csv: str) -> Curves:
@@ -31,7 +19,7 @@ def load_curves(results_csv: str) -> Curves:
     curves: Curves = defaultdict(lambda: defaultdict(dict))
     for row in read_curve(results_csv):
         values = {key: float(row[key]) for key in ("success_rate", "mean_episode_length", "il_fraction", "rl_only_success")}
-        values.update({key: float(row.get(key) or "nan") for key in DIAGNOSTIC_KEYS})  # IBRL only; older files lack them
+        values.update({key: float(row.get(key) or "nan") for key in DIAGNOSTIC_FIELDS})  # IBRL only; older files lack them
         curves[row["task"]][row["method"]].setdefault(int(row["seed"]), []).append((int(row["env_steps"]), values))
     for methods in curves.values():
         for seeds in methods.values():

@@ -31,6 +31,20 @@ from sb3_ibrl.data.demo_files import load_episodes, save_episodes
 from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.ibrl.diagnostics import proposal_values
 
+# IBRL only (empty for methods without an IL policy): IBRL deployed with the paper's greedy actor proposal, and always
+# with the confident one (--greedy-eval), and whether the hybrid had matched its IL policy (then its default deployment
+# is the greedy one); what the critics think of the two proposals on the demo states (sb3_ibrl.ibrl.diagnostics), and
+# the IL share of the last (up to 1000) actions taken while collecting data
+DIAGNOSTIC_FIELDS = [
+    "greedy_success",
+    "confident_success",
+    "il_matched",
+    "il_fraction_train",
+    "q_il_demo",
+    "q_rl_demo",
+    "il_wins_demo",
+    "return_demo",
+]
 CURVE_FIELDS = [
     "task",
     "method",
@@ -41,18 +55,7 @@ CURVE_FIELDS = [
     "il_fraction",
     "rl_only_success",
     "wall_seconds",
-    # IBRL deployed with the paper's greedy actor proposal, and always with the confident one (--greedy-eval), and
-    # whether the hybrid had matched its IL policy (then its default deployment is the greedy one)
-    "greedy_success",
-    "confident_success",
-    "il_matched",
-    # What the critics think of the two proposals on the demo states (sb3_ibrl.ibrl.diagnostics), and the IL share of
-    # the last (up to 1000) actions taken while collecting data; empty for methods without an IL policy
-    "il_fraction_train",
-    "q_il_demo",
-    "q_rl_demo",
-    "il_wins_demo",
-    "return_demo",
+    *DIAGNOSTIC_FIELDS,
 ]
 EVAL_SEED = 10_000  # first reset seed of every evaluation: the same episodes at every checkpoint, for every method
 
