@@ -1,7 +1,7 @@
 """
 The main job on Meta-World from states: 3 scripted demos -> BC with imitation -> IBRL, printing the success curve
-and saving it (PNG with matplotlib, always CSV). 22-24 minutes with the defaults, measured on 2 CPU cores shared with other
-jobs (less on idle cores).
+and saving it (PNG with matplotlib, always CSV). 9 minutes with the defaults on 2 idle CPU cores, 22-24 minutes when
+other jobs shared them.
 
     python examples/metaworld_quickstart.py                                  # CoffeePush, 24000 env steps
     python examples/metaworld_quickstart.py --task Assembly --steps 12000 --seed 1 --out runs/assembly
@@ -9,8 +9,9 @@ jobs (less on idle cores).
 Settings of this example, tuned for a short run on a CPU rather than the paper's state defaults (Table 2: 3 x 512
 networks, G = 5 critic updates per actor update, learning rate 1e-4, batch 256, n-step 3, target EMA 0.99): actor
 and critics ``[256, 256]`` with LayerNorm (dropout 0.5 in the actor), E = 5 critics (REDQ pairs), one critic and one
-actor update per env step, learning rate 1e-3, batch 128, 10-step returns, target EMA 0.95 (``tau=0.05``), greedy
-actor proposal, 1000 warm-up steps of the BC policy. The demos come from Meta-World's scripted experts; episodes
+actor update per env step, learning rate 1e-3, batch 128, 10-step returns, target EMA 0.95 (``tau=0.05``), 1000
+warm-up steps of the BC policy, and IBRL's default deployment for states (the hybrid keeps the IL action unless the
+critics agree the RL action is better, until it has matched its BC policy; then the paper's greedy choice). The demos come from Meta-World's scripted experts; episodes
 are 100 steps (action repeat 2) with a sparse reward; the success rate is that of the deterministic hybrid policy.
 """
 
