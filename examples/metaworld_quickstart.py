@@ -11,8 +11,9 @@ networks, G = 5 critic updates per actor update, learning rate 1e-4, batch 256, 
 and critics ``[256, 256]`` with LayerNorm (dropout 0.5 in the actor), E = 5 critics (REDQ pairs), one critic and one
 actor update per env step, learning rate 1e-3, batch 128, 10-step returns, target EMA 0.95 (``tau=0.05``), 1000
 warm-up steps of the BC policy, and IBRL's default deployment for states (the hybrid keeps the IL action unless the
-critics agree the RL action is better, until it has matched its BC policy; then the paper's greedy choice). The demos come from Meta-World's scripted experts; episodes
-are 100 steps (action repeat 2) with a sparse reward; the success rate is that of the deterministic hybrid policy.
+critics agree the RL action is better, until it has matched its BC policy; then the paper's greedy choice). The demos
+come from Meta-World's scripted experts; episodes are 100 steps (action repeat 2) with a sparse reward; the success
+rate is that of the deterministic hybrid policy.
 """
 
 import argparse
