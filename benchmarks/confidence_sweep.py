@@ -77,13 +77,13 @@ def main() -> None:
             model.learn(args.eval_every, reset_num_timesteps=model.num_timesteps == 0)
             row = {"seed": seed, "env_steps": model.num_timesteps, "bc": bc_success, **_proposal_diagnostics(model, demos)}
             for k in args.confidences:
-                model.policy.proposal_confidence = k
-                if args.task == "PointGoal-v0":
-                    act = lambda obs, model=model: model.predict(obs, deterministic=True)[0]  # noqa: E731
-                    row[f"k{k:g}"], il_share = evaluate_policy_success(env, act, args.eval_episodes, eval_seed)[0], np.nan
-                else:
-                    row[f"k{k:g}"], _, il_share = evaluate_model(model, env, args.eval_episodes)
-                row[f"il_share_k{k:g}"] = il_share
+                with model.policy.deployed_with(k):
+                    if args.task == "PointGoal-v0":
+                        act = lambda obs, model=model: model.predict(obs, deterministic=True)[0]  # noqa: E731
+                        success, il_share = evaluate_policy_success(env, act, args.eval_episodes, eval_seed)[0], np.nan
+                    else:
+                        success, _, il_share = evaluate_model(model, env, args.eval_episodes)
+                row[f"k{k:g}"], row[f"il_share_k{k:g}"] = success, il_share
             rows.append(row)
             print(f"[{args.task} seed {seed}] {model.num_timesteps} steps, BC {bc_success:.2f}, success by k: "
                   + " ".join(f"{k:g}:{row[f'k{k:g}']:.2f}" for k in args.confidences)

@@ -49,11 +49,9 @@ def run_seed(seed: int, n_demos: int, demo_seed: int, steps: int, eval_every: in
             act = lambda obs, model=model: model.predict(obs, deterministic=True)[0]  # noqa: E731
             curves[name].append(evaluate_policy_success(env, act, eval_episodes, seed=123)[0])
             if il_policy is not None:
-                in_effect = model.policy.proposal_confidence
                 for variant, confidence in (("IBRL greedy", 0.0), ("IBRL confident", model.proposal_confidence)):
-                    model.policy.proposal_confidence = confidence
-                    curves[variant].append(evaluate_policy_success(env, act, eval_episodes, seed=123)[0])
-                model.policy.proposal_confidence = in_effect
+                    with model.policy.deployed_with(confidence):
+                        curves[variant].append(evaluate_policy_success(env, act, eval_episodes, seed=123)[0])
         row.update({key: value for key, value in curves.items() if value})
     row["seconds"] = time.perf_counter() - start
     return row

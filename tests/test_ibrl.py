@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from ibrl_helpers import SMALL, FlattenEncoder, small_ibrl
 from stable_baselines3.common.env_util import make_vec_env
 from torch import nn
 
@@ -11,14 +12,6 @@ from sb3_ibrl import IBRL
 from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.il.frozen import FrozenILPolicy
 from sb3_ibrl.networks.q_networks import Encoded
-
-SMALL = dict(net_arch=[32, 32])
-
-
-def small_ibrl(env="Pendulum-v1", **kwargs) -> IBRL:
-    params = dict(policy_kwargs=SMALL, learning_starts=50, batch_size=32, gradient_steps=2, policy_delay=2, seed=0)
-    params.update(kwargs)
-    return IBRL("MlpPolicy", env, **params)
 
 
 class LinearIL(nn.Module):
@@ -30,14 +23,6 @@ class LinearIL(nn.Module):
 
     def forward(self, obs: th.Tensor) -> th.Tensor:
         return 4.0 * th.tanh(self.linear(obs))  # can exceed the bounds: IBRL clips
-
-
-class FlattenEncoder(nn.Module):
-    def forward(self, obs: th.Tensor) -> Encoded:
-        return Encoded(obs.float(), None)
-
-    def augment(self, obs: th.Tensor) -> th.Tensor:
-        return obs
 
 
 class DistanceCritics(nn.Module):

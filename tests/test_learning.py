@@ -21,6 +21,7 @@ from sb3_ibrl import IBRL
 from sb3_ibrl.common.callbacks import SuccessCurveCallback
 from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
 from sb3_ibrl.envs import POINT_GOAL_IBRL_SETTINGS, PointGoalExpert
+from sb3_ibrl.ibrl.diagnostics import discounted_returns
 
 STEPS, EVAL_EVERY, EVAL_EPISODES, SEEDS = 3000, 500, 20, (3, 4)
 
@@ -87,7 +88,7 @@ def test_pixel_critic_learns_values_from_images(seed):
     model = IBRL("CnnPolicy", env, il_policy=il_policy, demonstrations=demos[:3], seed=seed, **settings)
     model._setup_learn(1)  # the logger that train() writes to
     held_out = demos[3]
-    returns = 0.99 ** np.arange(len(held_out) - 1, -1, -1)  # sparse reward 1 at the end
+    returns = discounted_returns(held_out.rews, 0.99)  # sparse reward 1 at the end
     obs = th.as_tensor(held_out.obs[:-1])
     actions = th.as_tensor(model.policy.scale_action(held_out.acts))
 

@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from ibrl_helpers import FlattenEncoder, small_ibrl
 from torch import nn
 
 from sb3_ibrl import IBRL
@@ -11,14 +12,6 @@ from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.ibrl.diagnostics import discounted_returns, proposal_values
 from sb3_ibrl.ibrl.proposals import confident_proposal
 from sb3_ibrl.networks.q_networks import Encoded
-
-SMALL = dict(net_arch=[32, 32])
-
-
-def small_ibrl(env="Pendulum-v1", **kwargs) -> IBRL:
-    params = dict(policy_kwargs=SMALL, learning_starts=50, batch_size=32, gradient_steps=2, policy_delay=2, seed=0)
-    params.update(kwargs)
-    return IBRL("MlpPolicy", env, **params)
 
 
 def constant_il(value: float = 1.0):
@@ -32,7 +25,7 @@ class SpreadCritics(nn.Module):
         super().__init__()
         self.slopes = th.tensor(slopes).view(-1, 1, 1)
         self.n_critics = len(slopes)
-        self.encoder = _Flatten()
+        self.encoder = FlattenEncoder()
 
     def q_values(self, encoded: Encoded, actions: th.Tensor, members=None) -> th.Tensor:
         slopes = self.slopes if actions.dim() == 2 else self.slopes.unsqueeze(1)
@@ -41,14 +34,6 @@ class SpreadCritics(nn.Module):
 
     def set_training_mode(self, mode: bool) -> None:
         self.train(mode)
-
-
-class _Flatten(nn.Module):
-    def forward(self, obs: th.Tensor) -> Encoded:
-        return Encoded(obs.float(), None)
-
-    def augment(self, obs: th.Tensor) -> th.Tensor:
-        return obs
 
 
 def test_confident_proposal_by_hand():

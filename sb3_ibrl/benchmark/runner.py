@@ -189,14 +189,13 @@ def evaluate_deployments(model: Any, env: gym.Env, n_episodes: int, success: flo
     :param success: the success rate of the deployment in effect, reused for the variant it equals
     :return: ``{"greedy_success": ..., "confident_success": ...}``
     """
-    in_effect = model.policy.proposal_confidence
     results = {}
-    try:
-        for key, confidence in (("greedy_success", 0.0), ("confident_success", model.proposal_confidence)):
-            model.policy.proposal_confidence = confidence
-            results[key] = success if confidence == in_effect else evaluate_model(model, env, n_episodes)[0]
-    finally:
-        model.policy.proposal_confidence = in_effect
+    for key, confidence in (("greedy_success", 0.0), ("confident_success", model.proposal_confidence)):
+        if confidence == model.policy.proposal_confidence:
+            results[key] = success
+        else:
+            with model.policy.deployed_with(confidence):
+                results[key] = evaluate_model(model, env, n_episodes)[0]
     return results
 
 

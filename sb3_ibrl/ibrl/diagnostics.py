@@ -14,8 +14,7 @@ import numpy as np
 import torch as th
 
 from sb3_ibrl.data.episodes import Episode
-from sb3_ibrl.ibrl.policies import q_values_of_two
-from sb3_ibrl.ibrl.proposals import min_over_random_subset
+from sb3_ibrl.ibrl.proposals import actor_proposal, min_over_random_subset
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
@@ -61,9 +60,9 @@ def proposal_values(model: Any, episodes: Sequence[Episode]) -> dict[str, float]
             encoded = policy.encode(obs_tensor)
             rl_action = policy.actor.act(encoded)  # (n_states, action_dim)
             il_action = policy.il_policy(obs_tensor)  # (n_states, action_dim)
-            critic = policy.critic if policy.proposal_critic == "online" else policy.critic_target
-            q_rl, q_il = q_values_of_two(critic, encoded, rl_action, il_action)  # (n_critics, n_states, 1) each
+            q_rl, q_il = policy.score_proposals(encoded, rl_action, il_action)  # (n_critics, n_states, 1) each
             q_values = min_over_random_subset(th.stack([q_rl, q_il], dim=1), deterministic=True)  # (2, n_states, 1)
+            il_wins = actor_proposal(q_values[0, :, 0], q_values[1, :, 0])  # (n_states,) the greedy choice
     finally:
         policy.set_training_mode(training)
     q_rl_mean, q_il_mean = q_values[0, :, 0].cpu().numpy(), q_values[1, :, 0].cpu().numpy()
@@ -71,6 +70,6 @@ def proposal_values(model: Any, episodes: Sequence[Episode]) -> dict[str, float]
         "q_il": float(q_il_mean.mean()),
         "q_rl": float(q_rl_mean.mean()),
         "q_rl_minus_il": float((q_rl_mean - q_il_mean).mean()),
-        "il_wins": float((q_il_mean > q_rl_mean).mean()),
+        "il_wins": float(il_wins.float().mean()),
         "return": float(returns.mean()),
     }

@@ -8,6 +8,8 @@ features detached. ``MlpPolicy`` flattens vector observations; ``CnnPolicy`` (im
 ``MultiInputPolicy`` (image + proprio) use the ViT of the paper, or the DrQ ConvNet (``encoder="drq"``).
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Optional, Union
 
 import torch as th
@@ -334,15 +336,39 @@ class IBRLPolicy(SavedAlone, TD3Policy):
         if self.il_policy is None or not self.act_with_il:
             return rl_action, th.zeros(len(rl_action), dtype=th.bool, device=rl_action.device)
         il_action = self.il_policy(observation) if il_action is None else il_action  # (batch, action_dim)
-        critic = self.critic if self.proposal_critic == "online" else self.critic_target
-        q_rl, q_il = q_values_of_two(critic, encoded, rl_action, il_action)  # (n_critics, batch, 1)
+        q_rl, q_il = self.score_proposals(encoded, rl_action, il_action)  # (n_critics, batch, 1) each
         if deterministic and self.proposal_confidence > 0:  # deployed: the RL action only where the critics agree
             use_il = confident_proposal(q_rl[..., 0], q_il[..., 0], self.proposal_confidence)  # (batch,)
-            return th.where(use_il[:, None], il_action, rl_action), use_il
-        # One draw of the random pair for both candidates (they are scored by the same critics)
-        q_values = min_over_random_subset(th.stack([q_rl, q_il], dim=1), deterministic=deterministic)  # (2, batch, 1)
-        use_il = actor_proposal(q_values[0, :, 0], q_values[1, :, 0], beta)  # (batch,)
+        else:  # one draw of the random pair for both candidates (they are scored by the same critics)
+            q_values = min_over_random_subset(th.stack([q_rl, q_il], dim=1), deterministic=deterministic)  # (2, batch, 1)
+            use_il = actor_proposal(q_values[0, :, 0], q_values[1, :, 0], beta)  # (batch,)
         return th.where(use_il[:, None], il_action, rl_action), use_il
+
+    def score_proposals(self, encoded: Encoded, rl_action: th.Tensor, il_action: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        The Q-values of the two proposals by every critic that scores the actor proposal (``proposal_critic``).
+
+        :param encoded: encoded observations
+        :param rl_action: the RL actions ``(batch, action_dim)``
+        :param il_action: the IL actions ``(batch, action_dim)``
+        :return: the Q-values of the RL and of the IL actions, ``(n_critics, batch, 1)`` each
+        """
+        critic = self.critic if self.proposal_critic == "online" else self.critic_target
+        return q_values_of_two(critic, encoded, rl_action, il_action)
+
+    @contextmanager
+    def deployed_with(self, confidence: float) -> Iterator[None]:
+        """
+        Deploy with another ``proposal_confidence`` inside the block (e.g. ``0``: the paper's greedy choice), then
+        restore the one in effect.
+
+        :param confidence: the ``proposal_confidence`` for the block
+        """
+        in_effect, self.proposal_confidence = self.proposal_confidence, confidence
+        try:
+            yield
+        finally:
+            self.proposal_confidence = in_effect
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         # deterministic: greedy choice on the expected random-pair min; otherwise as while training
