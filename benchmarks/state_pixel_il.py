@@ -12,6 +12,9 @@ only (a ResNet-18 of reduced width, see ``--bc-width``), then run
 The RL settings are the benchmark's ``cpu`` profile (``CPU_STATE`` of :mod:`sb3_ibrl.benchmark.tasks`); ``PointGoal-v0``
 (``obs_mode="state_pixel"``, for a quick smoke run) uses its own calibrated settings.
 
+Every seed has its folder (``<out>/<task>/seed_<n>``); after each call the task folder gathers the seeds done so far
+(``results.csv``, ``summary.json`` with the mean and std per evaluation, ``success.png``).
+
 Resumable: every stage writes its results as it goes (``bc.json``, ``<method>/curve.csv`` after every evaluation, with a
 checkpoint of the model and replay buffer); a second call skips what is done and continues a run to ``--steps``.
 
@@ -110,6 +113,7 @@ def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dic
         learning_rate=args.bc_lr,
         features="resnet18",
         resnet_width=args.bc_width,
+        pad=args.bc_pad,
         seed=args.seed,
         progress_bar=args.progress,
     )
@@ -127,6 +131,7 @@ def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dic
         il_key=key,
         features="resnet18",
         resnet_width=args.bc_width,
+        random_shift_pad=args.bc_pad,
         n_batches=args.bc_batches,
         batch_size=min(256, sum(len(ep) for ep in demos)),
         learning_rate=args.bc_lr,
@@ -223,12 +228,22 @@ def run_method(method: str, args: argparse.Namespace, folder: str, demos: list[E
     return rows
 
 
-def summarize(folder: str, bc_info: dict[str, Any], curves: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:
+def done_curves(folder: str) -> dict[str, list[dict[str, Any]]]:
+    """The curves of the seed's runs so far (also those of earlier calls with other ``--methods``)."""
+    curves = {method: read_curve(os.path.join(folder, method, "curve.csv")) for method in METHODS}
+    return {method: rows for method, rows in curves.items() if rows}
+
+
+def summarize(
+    folder: str, bc_info: Optional[dict[str, Any]], curves: dict[str, list[dict[str, Any]]], args: argparse.Namespace
+) -> None:
     """``results.csv`` (BC as a constant row at 0 steps, then every evaluation), ``summary.json`` and the PNG."""
-    rows = [
-        dict(task=args.task, method="bc", seed=args.seed, env_steps=0, success_rate=bc_info["success_rate"],
-             mean_episode_length=bc_info["mean_episode_length"], wall_seconds=bc_info["train_seconds"])
-    ]  # fmt: skip
+    rows = []
+    if bc_info is not None:
+        rows.append(
+            dict(task=args.task, method="bc", seed=args.seed, env_steps=0, success_rate=bc_info["success_rate"],
+                 mean_episode_length=bc_info["mean_episode_length"], wall_seconds=bc_info["train_seconds"])
+        )  # fmt: skip
     for method_rows in curves.values():
         rows += method_rows
     write_curve(os.path.join(folder, "results.csv"), rows)
@@ -249,7 +264,7 @@ def summarize(folder: str, bc_info: dict[str, Any], curves: dict[str, list[dict[
         plot(os.path.join(folder, "success.png"), bc_info, curves, args.task)
 
 
-def plot(path: str, bc_info: dict[str, Any], curves: dict[str, list[dict[str, Any]]], task: str) -> None:
+def plot(path: str, bc_info: Optional[dict[str, Any]], curves: dict[str, list[dict[str, Any]]], task: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -260,8 +275,67 @@ def plot(path: str, bc_info: dict[str, Any], curves: dict[str, list[dict[str, An
         steps = [0] + [int(r["env_steps"]) for r in rows]
         success = [float("nan")] + [float(r["success_rate"]) for r in rows]
         ax.plot(steps, success, marker="o", label=method)
-    ax.axhline(bc_info["success_rate"], color="gray", linestyle="--", label="BC (wrist camera) alone")
+    if bc_info is not None:
+        ax.axhline(bc_info["success_rate"], color="gray", linestyle="--", label="BC (wrist camera) alone")
     ax.set(xlabel="env steps", ylabel="success rate", ylim=(-0.03, 1.03), title=f"{task}: state RL, pixel IL (1 seed)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def aggregate(task_folder: str, no_plot: bool = False) -> dict[str, Any]:
+    """
+    Gather every ``seed_*`` folder of a task: ``results.csv`` (all rows), ``summary.json`` (per method and step: the
+    mean, std and per-seed success) and ``success.png`` (mean and std over seeds, BC's mean as a line).
+
+    :param task_folder: ``<out>/<task>``
+    :param no_plot: skip the PNG
+    :return: the summary
+    """
+    seeds = sorted(name for name in os.listdir(task_folder) if name.startswith("seed_"))
+    rows = [row for name in seeds for row in read_curve(os.path.join(task_folder, name, "results.csv"))]
+    if not rows:
+        return {}
+    write_curve(os.path.join(task_folder, "results.csv"), rows)
+    per_step: dict[str, dict[int, dict[str, float]]] = {}
+    for row in rows:
+        per_step.setdefault(row["method"], {}).setdefault(int(row["env_steps"]), {})[row["seed"]] = float(row["success_rate"])
+    curves = {
+        method: {
+            step: dict(mean=float(np.mean(list(by_seed.values()))), std=float(np.std(list(by_seed.values()))),
+                       seeds=by_seed)
+            for step, by_seed in sorted(steps.items())
+        }
+        for method, steps in per_step.items()
+    }  # fmt: skip
+    summary = dict(task=rows[0]["task"], seeds=[name[len("seed_") :] for name in seeds], curves=curves)
+    with open(os.path.join(task_folder, "summary.json"), "w") as file:
+        json.dump(summary, file, indent=1)
+    if not no_plot:
+        plot_seeds(os.path.join(task_folder, "success.png"), curves, summary["task"], len(seeds))
+    return summary
+
+
+def plot_seeds(path: str, curves: dict[str, dict[int, dict[str, Any]]], task: str, n_seeds: int) -> None:
+    """Mean success over seeds with a band of one std; BC as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    for method, points in curves.items():
+        steps = np.array(sorted(points))
+        mean = np.array([points[step]["mean"] for step in steps])
+        std = np.array([points[step]["std"] for step in steps])
+        if method == "bc":
+            ax.axhline(mean[0], color="gray", linestyle="--", label="BC (wrist camera) alone")
+            continue
+        ax.plot(steps, mean, marker="o", label=method)
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    title = f"{task}: state RL, pixel IL ({n_seeds} seeds)"
+    ax.set(xlabel="env steps", ylabel="success rate", ylim=(-0.03, 1.03), title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -282,6 +356,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--bc-batches", type=int, default=2000)
     parser.add_argument("--bc-width", type=int, default=16, help="base channels of the BC ResNet-18 (paper: 64)")
     parser.add_argument("--bc-lr", type=float, default=3e-4)
+    parser.add_argument("--bc-pad", type=int, default=4, help="random shift padding of BC's images, in pixels (paper: 4)")
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results/state_pixel_il")
     parser.add_argument("--no-checkpoint", action="store_true", help="do not save the model and buffer after evaluations")
@@ -299,15 +374,15 @@ def main(argv: Optional[list[str]] = None) -> str:
     """Run every stage that is not done yet; return the task's result folder."""
     args = parse_args(argv)
     th.set_num_threads(args.torch_threads)
-    folder = os.path.join(args.out, args.task)
+    folder = os.path.join(args.out, args.task, f"seed_{args.seed}")
     os.makedirs(folder, exist_ok=True)
     demos = load_or_record_demos(args, folder)
-    bc_info = bc_stage(args, folder, demos)
-    curves = {}
+    needs_bc = "ibrl" in args.methods or os.path.exists(os.path.join(folder, "bc.json"))
+    bc_info = bc_stage(args, folder, demos) if needs_bc else None  # (RLPD+ alone needs no BC policy)
     for method in args.methods:
-        curves[method] = run_method(method, args, folder, demos)
-        summarize(folder, bc_info, curves, args)  # partial results after each method
-    summarize(folder, bc_info, curves, args)
+        run_method(method, args, folder, demos)
+        summarize(folder, bc_info, done_curves(folder), args)  # partial results after each method
+    aggregate(os.path.join(args.out, args.task), no_plot=args.no_plot)
     return folder
 
 

@@ -38,6 +38,7 @@ def test_a_small_run_writes_its_results_and_resumes(script, tmp_path):
     pytest.importorskip("imitation.algorithms.bc")
     common = ["--task", "PointGoal-v0", "--eval-every", "30", "--eval-episodes", "1", "--bc-batches", "2", "--bc-width", "4"]
     folder = script.main([*common, "--steps", "60", "--out", str(tmp_path)])
+    assert folder == os.path.join(str(tmp_path), "PointGoal-v0", "seed_0")
     expected = [("bc", 0), ("ibrl", 30), ("ibrl", 60), ("rlpd+", 30), ("rlpd+", 60)]
     assert rows_of(os.path.join(folder, "results.csv")) == expected
     with open(os.path.join(folder, "bc.json")) as file:
@@ -54,3 +55,35 @@ def test_a_small_run_writes_its_results_and_resumes(script, tmp_path):
     with open(os.path.join(folder, "summary.json")) as file:
         curves = json.load(file)["curves"]
     assert sorted(curves) == ["ibrl", "rlpd+"] and sorted(curves["ibrl"], key=int) == ["30", "60", "90"]
+    with open(os.path.join(tmp_path, "PointGoal-v0", "summary.json")) as file:  # the task folder gathers the seeds
+        gathered = json.load(file)
+    assert gathered["seeds"] == ["0"] and sorted(gathered["curves"]["rlpd+"], key=int) == ["30", "60", "90"]
+    # another seed, RLPD+ only: no BC is trained for it, and the task folder now has both seeds
+    script.main([*common, "--steps", "30", "--seed", "1", "--methods", "rlpd+", "--out", str(tmp_path), "--no-plot"])
+    assert not os.path.exists(os.path.join(tmp_path, "PointGoal-v0", "seed_1", "bc.json"))
+    assert rows_of(os.path.join(tmp_path, "PointGoal-v0", "seed_1", "results.csv")) == [("rlpd+", 30)]
+    with open(os.path.join(tmp_path, "PointGoal-v0", "summary.json")) as file:
+        gathered = json.load(file)
+    assert gathered["seeds"] == ["0", "1"] and gathered["curves"]["rlpd+"]["30"]["seeds"].keys() == {"0", "1"}
+
+
+def test_the_task_folder_gathers_the_seeds(script, tmp_path):
+    task = tmp_path / "Lift-state-v0"
+    for seed, (bc, ibrl) in enumerate([(0.1, [0.2, 0.8]), (0.3, [0.4, 1.0])]):
+        rows = [dict(task="Lift-state-v0", method="bc", seed=seed, env_steps=0, success_rate=bc)]
+        rows += [dict(task="Lift-state-v0", method="ibrl", seed=seed, env_steps=5000 * (i + 1), success_rate=value)
+                 for i, value in enumerate(ibrl)]  # fmt: skip
+        os.makedirs(task / f"seed_{seed}")
+        script.write_curve(str(task / f"seed_{seed}" / "results.csv"), rows)
+    os.makedirs(task / "preliminary")  # not a seed folder: ignored
+    summary = script.aggregate(str(task))
+    assert summary["seeds"] == ["0", "1"]
+    assert summary["curves"]["bc"][0]["mean"] == pytest.approx(0.2) and summary["curves"]["bc"][0]["std"] == pytest.approx(0.1)
+    expected = {"mean": pytest.approx(0.9), "std": pytest.approx(0.1), "seeds": {"0": 0.8, "1": 1.0}}
+    assert summary["curves"]["ibrl"][10000] == expected
+    assert [row["seed"] for row in script.read_curve(str(task / "results.csv"))] == ["0"] * 3 + ["1"] * 3
+    assert os.path.exists(task / "success.png")
+    with open(task / "summary.json") as file:
+        assert json.load(file)["curves"]["ibrl"]["5000"]["mean"] == pytest.approx(0.3)
+    os.makedirs(tmp_path / "empty")
+    assert script.aggregate(str(tmp_path / "empty")) == {}
