@@ -266,27 +266,23 @@ def summarize(
     with open(os.path.join(folder, "summary.json"), "w") as file:
         json.dump(summary, file, indent=1, default=str)
     if not args.no_plot:
-        plot(os.path.join(folder, "success.png"), bc_info, curves, args.task)
+        plot_seeds(os.path.join(folder, "success.png"), seed_curves(rows), args.task, 1)
 
 
-def plot(path: str, bc_info: Optional[dict[str, Any]], curves: dict[str, list[dict[str, Any]]], task: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
-    for method, rows in curves.items():
-        steps = [0] + [int(r["env_steps"]) for r in rows]
-        success = [float("nan")] + [float(r["success_rate"]) for r in rows]
-        ax.plot(steps, success, marker="o", label=method)
-    if bc_info is not None:
-        ax.axhline(bc_info["success_rate"], color="gray", linestyle="--", label="BC (wrist camera) alone")
-    ax.set(xlabel="env steps", ylabel="success rate", ylim=(-0.03, 1.03), title=f"{task}: state RL, pixel IL (1 seed)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+def seed_curves(rows: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Per method and evaluation step: the mean, std and per-seed success of the rows (one or several seeds)."""
+    per_step: dict[str, dict[int, dict[str, float]]] = {}
+    for row in rows:
+        by_seed = per_step.setdefault(row["method"], {}).setdefault(int(row["env_steps"]), {})
+        by_seed[str(row["seed"])] = float(row["success_rate"])
+    return {
+        method: {
+            step: dict(mean=float(np.mean(list(by_seed.values()))), std=float(np.std(list(by_seed.values()))),
+                       seeds=by_seed)
+            for step, by_seed in sorted(steps.items())
+        }
+        for method, steps in per_step.items()
+    }  # fmt: skip
 
 
 def aggregate(task_folder: str, no_plot: bool = False) -> dict[str, Any]:
@@ -303,17 +299,7 @@ def aggregate(task_folder: str, no_plot: bool = False) -> dict[str, Any]:
     if not rows:
         return {}
     write_curve(os.path.join(task_folder, "results.csv"), rows)
-    per_step: dict[str, dict[int, dict[str, float]]] = {}
-    for row in rows:
-        per_step.setdefault(row["method"], {}).setdefault(int(row["env_steps"]), {})[row["seed"]] = float(row["success_rate"])
-    curves = {
-        method: {
-            step: dict(mean=float(np.mean(list(by_seed.values()))), std=float(np.std(list(by_seed.values()))),
-                       seeds=by_seed)
-            for step, by_seed in sorted(steps.items())
-        }
-        for method, steps in per_step.items()
-    }  # fmt: skip
+    curves = seed_curves(rows)
     summary = dict(task=rows[0]["task"], seeds=[name[len("seed_") :] for name in seeds], curves=curves)
     with open(os.path.join(task_folder, "summary.json"), "w") as file:
         json.dump(summary, file, indent=1)
@@ -339,7 +325,7 @@ def plot_seeds(path: str, curves: dict[str, dict[int, dict[str, Any]]], task: st
             continue
         ax.plot(steps, mean, marker="o", label=method)
         ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-    title = f"{task}: state RL, pixel IL ({n_seeds} seeds)"
+    title = f"{task}: state RL, pixel IL ({n_seeds} seed{'s' if n_seeds > 1 else ''})"
     ax.set(xlabel="env steps", ylabel="success rate", ylim=(-0.03, 1.03), title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
