@@ -66,9 +66,17 @@ def make_env(task: str, camera: str, with_il: bool) -> gym.Env:
     return gym.make(task, il_camera=camera) if with_il else gym.make(task)
 
 
-def rl_settings(task: str) -> dict[str, Any]:
-    """Keyword arguments of both RL methods."""
-    return dict(POINT_GOAL_IBRL_SETTINGS) if task == "PointGoal-v0" else dict(CPU_STATE)
+def rl_settings(task: str, gradient_steps: Optional[int] = None) -> dict[str, Any]:
+    """
+    Keyword arguments of both RL methods.
+
+    :param task: the task's id
+    :param gradient_steps: updates per env step (G), instead of the settings' own
+    """
+    settings = dict(POINT_GOAL_IBRL_SETTINGS) if task == "PointGoal-v0" else dict(CPU_STATE)
+    if gradient_steps is not None:
+        settings["gradient_steps"] = gradient_steps
+    return settings
 
 
 def record(task: str, camera: str, n_demos: int, seed: int) -> list[Episode]:
@@ -173,7 +181,7 @@ def write_curve(path: str, rows: list[dict[str, Any]]) -> None:
 
 def make_method(method: str, args: argparse.Namespace, env: gym.Env, demos: list[Episode], bc_path: str) -> Any:
     """A new IBRL (RL on the state, IL on the image) or RLPD+ (state only) model."""
-    settings = dict(rl_settings(args.task), seed=args.seed)
+    settings = dict(rl_settings(args.task, args.gradient_steps), seed=args.seed)
     if method == "ibrl":
         from stable_baselines3.common.policies import ActorCriticPolicy
 
@@ -198,6 +206,12 @@ def run_method(method: str, args: argparse.Namespace, folder: str, demos: list[E
     algo = IBRL if with_il else RLPD
     if os.path.exists(model_path) and os.path.exists(buffer_path):
         model = algo.load(model_path, env=env)
+        wanted = rl_settings(args.task, args.gradient_steps)["gradient_steps"]
+        if model.gradient_steps != wanted:
+            raise ValueError(
+                f"{model_path} was trained with {model.gradient_steps} updates per env step, this call asks for {wanted}: "
+                "continue it with its own --gradient-steps, or give another --out"
+            )
         model.load_replay_buffer(buffer_path)
         rows = [row for row in rows if int(row["env_steps"]) <= model.num_timesteps]
         print(f"{method}: resumed at {model.num_timesteps} env steps")
@@ -258,7 +272,7 @@ def summarize(
         steps=args.steps,
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
-        rl_settings=rl_settings(args.task),
+        rl_settings=rl_settings(args.task, args.gradient_steps),
         bc=bc_info,
         curves={m: {int(r["env_steps"]): float(r["success_rate"]) for r in method_rows} for m, method_rows in curves.items()},
         load_average=os.getloadavg(),
@@ -344,6 +358,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10_000, help="env steps of each RL run")
     parser.add_argument("--eval-every", type=int, default=2500)
     parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--gradient-steps", type=int, default=None, help="updates per env step, G (default: the settings')")
     parser.add_argument("--bc-batches", type=int, default=2000)
     parser.add_argument("--bc-width", type=int, default=16, help="base channels of the BC ResNet-18 (paper: 64)")
     parser.add_argument("--bc-lr", type=float, default=3e-4)
@@ -355,8 +370,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--progress", action="store_true", help="progress bar of BC")
     args = parser.parse_args(argv)
     args.demos = DEFAULT_DEMOS[args.task] if args.demos is None else args.demos
-    for name in ("steps", "eval_every", "eval_episodes", "bc_batches", "bc_width", "demos"):
-        if getattr(args, name) < 1:
+    for name in ("steps", "eval_every", "eval_episodes", "bc_batches", "bc_width", "demos", "gradient_steps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     return args
 

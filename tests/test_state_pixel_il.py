@@ -24,7 +24,10 @@ def test_options(script):
     assert script.parse_args(["--task", "Can-state-v0"]).demos == 10  # the paper's demo counts
     assert script.parse_args(["--task", "Can-state-v0", "--demos", "3"]).demos == 3
     assert script.il_key("Lift-state-v0", "agentview") == "agentview" and script.il_key("PointGoal-v0", "x") == "image"
-    for bad in (["--steps", "0"], ["--task", "Square-state-v0"], ["--methods", "sqil"]):
+    assert args.gradient_steps is None and script.rl_settings("Lift-state-v0")["gradient_steps"] == 1  # the cpu profile's G
+    assert script.rl_settings("Lift-state-v0", 3)["gradient_steps"] == 3
+    assert script.rl_settings("Lift-state-v0", 3)["policy_kwargs"] == script.rl_settings("Lift-state-v0")["policy_kwargs"]
+    for bad in (["--steps", "0"], ["--task", "Square-state-v0"], ["--methods", "sqil"], ["--gradient-steps", "0"]):
         with pytest.raises(SystemExit):
             script.parse_args(bad)
 
@@ -58,8 +61,15 @@ def test_a_small_run_writes_its_results_and_resumes(script, tmp_path):
     with open(os.path.join(tmp_path, "PointGoal-v0", "summary.json")) as file:  # the task folder gathers the seeds
         gathered = json.load(file)
     assert gathered["seeds"] == ["0"] and sorted(gathered["curves"]["rlpd+"], key=int) == ["30", "60", "90"]
-    # another seed, RLPD+ only: no BC is trained for it, and the task folder now has both seeds
-    script.main([*common, "--steps", "30", "--seed", "1", "--methods", "rlpd+", "--out", str(tmp_path), "--no-plot"])
+    # continuing a run with another G would mix two settings in one curve: refused, and the curve is kept
+    with pytest.raises(ValueError, match="1 updates per env step, this call asks for 2"):
+        script.main([*common, "--steps", "120", "--gradient-steps", "2", "--out", str(tmp_path), "--no-plot"])
+    assert rows_of(os.path.join(folder, "ibrl", "curve.csv"))[-1] == ("ibrl", 90)
+    # another seed, RLPD+ only, with G = 2: no BC is trained for it, and the task folder now has both seeds
+    second_seed = ["--steps", "30", "--seed", "1", "--methods", "rlpd+", "--gradient-steps", "2", "--out", str(tmp_path)]
+    script.main([*common, *second_seed, "--no-plot"])
+    with open(os.path.join(tmp_path, "PointGoal-v0", "seed_1", "summary.json")) as file:
+        assert json.load(file)["rl_settings"]["gradient_steps"] == 2
     assert not os.path.exists(os.path.join(tmp_path, "PointGoal-v0", "seed_1", "bc.json"))
     assert rows_of(os.path.join(tmp_path, "PointGoal-v0", "seed_1", "results.csv")) == [("rlpd+", 30)]
     with open(os.path.join(tmp_path, "PointGoal-v0", "summary.json")) as file:
