@@ -189,6 +189,48 @@ def test_seeding_is_deterministic(made_env):
     assert not np.array_equal(runs[0][1][0], runs[2][1][0]), "another seed should place the objects elsewhere"
 
 
+STATE_IDS = [param for param in ALL_IDS if "-state-" in param.values[0]]
+
+
+def _states_after(env: gym.Env, seed: int, actions: np.ndarray) -> np.ndarray:
+    _, info = env.reset(seed=seed)
+    states = [info["state"]]
+    for action in actions:
+        states.append(env.step(action)[4]["state"])
+    return np.stack(states)
+
+
+@pytest.mark.parametrize("env_id", STATE_IDS)
+def test_two_instances_start_the_same_episode(env_id):
+    """``reset(seed=s)`` gives the same episode in another instance (another process): what robosuite draws when the
+    model is built (Lift's cube size) is seeded too."""
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(3, 7 if env_id in ROBOSUITE_ENV_IDS else 4)).astype(np.float32)
+    runs = []
+    for _ in range(2):
+        env = gym.make(env_id)
+        runs.append(_states_after(env, 3, actions))
+        env.close()
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+@needs_robosuite
+def test_lift_model_seed():
+    """``model_seed`` sets Lift's cube size; ``None`` draws it per instance (robosuite's own behaviour)."""
+
+    def cube_size(**kwargs) -> float:
+        env = gym.make("Lift-state-v0", **kwargs)
+        size = float(env.unwrapped.unwrapped_sim.cube.size[0])
+        env.close()
+        return size
+
+    sizes = [cube_size(), cube_size(), cube_size(model_seed=1), cube_size(model_seed=None), cube_size(model_seed=None)]
+    assert all(0.020 <= size <= 0.022 for size in sizes)
+    assert sizes[0] == sizes[1] and sizes[0] != sizes[2], "model_seed (default 0) should set the size"
+    assert sizes[3] != sizes[4], "model_seed=None should draw a size per instance"
+    with pytest.raises(ValueError, match="model_seed"):
+        gym.make("Lift-state-v0", model_seed="zero")
+
+
 @pytest.mark.parametrize("made_env", PIXEL_IDS, indirect=True)
 def test_images_are_upright(made_env, monkeypatch):
     """Compare with mujoco's own renderer (upright for a normally mounted camera) of the same state."""

@@ -22,6 +22,11 @@ Observation modes (``obs_mode``):
 - ``"pixel"``: ``uint8`` image ``(3, 96, 96)``, channel-first, upright, from the task camera
   (``robot0_eye_in_hand`` for Lift and Can, ``agentview`` for Square).
 - ``"pixelproprio"``: ``Dict({<camera>: (3, 96, 96) uint8, "proprio": (9,) float32})``.
+
+Seeding: ``reset(seed=s)`` reseeds robosuite's generator (object placement, initial joint noise). What robosuite draws
+once, when the env is built (Lift's cube size, 2.0-2.2 cm), comes from ``model_seed`` (default 0), so that every
+instance of a task is the same and ``reset(seed=s)`` starts the same episode in every process (scripted demos,
+evaluations). ``model_seed=None`` draws it at random per instance, as robosuite does.
 """
 
 import os
@@ -126,6 +131,8 @@ class RobosuiteEnv(RenderedSimEnv):
         ``{"state": the state vector, il_camera: (3, image_size, image_size) uint8}``, e.g. the wrist camera
         ``"robot0_eye_in_hand"`` (the paper's state runs use a pixel BC policy); give ``IBRL(il_obs_keys=[il_camera])``
         so that the RL networks read the state and the IL policy the image
+    :param model_seed: seed of what robosuite draws once, when the env is built (Lift's cube size); ``None``: at
+        random per instance (then two instances differ after the same ``reset(seed=s)``)
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -140,10 +147,13 @@ class RobosuiteEnv(RenderedSimEnv):
         render_size: int = 256,
         render_camera: str = "agentview",
         il_camera: Optional[str] = None,
+        model_seed: Optional[int] = 0,
     ) -> None:
         super().__init__()
         if il_camera is not None and obs_mode != "state":
             raise ValueError(f"il_camera={il_camera!r} is for obs_mode='state' (pixel modes render their camera already)")
+        if model_seed is not None and (isinstance(model_seed, bool) or not isinstance(model_seed, (int, np.integer))):
+            raise ValueError(f"model_seed must be an int or None, got {model_seed!r}")
         if task not in ROBOMIMIC_TASKS:
             raise ValueError(f"Unknown robomimic task {task!r}: expected one of {sorted(ROBOMIMIC_TASKS)}")
         if obs_mode not in ROBOSUITE_OBS_MODES:
@@ -175,6 +185,7 @@ class RobosuiteEnv(RenderedSimEnv):
             horizon=self.task.horizon,
             ignore_done=True,  # the time limit is gymnasium's TimeLimit
             hard_reset=False,  # keep one model (and one renderer) for the env's lifetime
+            seed=None if model_seed is None else int(model_seed),  # what is drawn when the model is built
         )
         raw = self._sim.observation_spec()
         missing = [key for key in self.state_keys if key not in raw]
