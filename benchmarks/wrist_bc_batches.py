@@ -26,10 +26,10 @@ from typing import Any, Optional
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import state_pixel_il as spi  # noqa: E402  (the demos, envs and evaluation seed of the state runs)
+import state_pixel_il as spi
 
-from sb3_ibrl.common.evaluation import evaluate_policy_success  # noqa: E402
-from sb3_ibrl.il.training import bc_action_error, train_bc  # noqa: E402
+from sb3_ibrl.common.evaluation import evaluate_policy_success
+from sb3_ibrl.il.training import bc_action_error, train_bc
 
 FIELDS = ["task", "seed", "width", "learning_rate", "pad", "batches", "success_rate", "mean_episode_length", "action_mse",
           "train_seconds"]  # fmt: skip
@@ -107,7 +107,8 @@ def main(argv: Optional[list[str]] = None) -> str:
     demos = demos_of(args, folder)
     for seed in args.seeds:
         rows = read_rows(path)
-        wanted = {key_of(dict(seed=seed, width=args.width, learning_rate=args.lr, pad=args.pad, batches=n)) for n in args.checks}
+        config = dict(seed=seed, width=args.width, learning_rate=args.lr, pad=args.pad)
+        wanted = {key_of(dict(config, batches=n)) for n in args.checks}
         if wanted <= {key_of(row) for row in rows}:
             print(f"seed {seed} width {args.width}: done, skipped")
             continue
