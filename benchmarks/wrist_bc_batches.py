@@ -114,6 +114,7 @@ def main(argv: Optional[list[str]] = None) -> str:
             continue
         new = train_and_check(args, seed, demos)
         replaced = {key_of(row) for row in new}
+        rows = read_rows(path)  # again: another call may have added rows meanwhile
         write_rows(path, [row for row in rows if key_of(row) not in replaced] + new)
     return path
 
