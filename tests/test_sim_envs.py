@@ -231,6 +231,18 @@ def test_lift_model_seed():
         gym.make("Lift-state-v0", model_seed="zero")
 
 
+@needs_robosuite
+def test_unseeded_resets_differ_between_instances():
+    """With the model seeded, episodes reset without a seed are still random per instance: ``n_envs`` workers
+    (SB3's ``VecEnv`` resets them without seeds unless told) must not play the same episodes."""
+    starts = []
+    for _ in range(2):
+        env = gym.make("Lift-state-v0")
+        starts.append(env.reset()[1]["state"])
+        env.close()
+    assert not np.array_equal(starts[0], starts[1])
+
+
 @pytest.mark.parametrize("made_env", PIXEL_IDS, indirect=True)
 def test_images_are_upright(made_env, monkeypatch):
     """Compare with mujoco's own renderer (upright for a normally mounted camera) of the same state."""

@@ -26,7 +26,8 @@ Observation modes (``obs_mode``):
 Seeding: ``reset(seed=s)`` reseeds robosuite's generator (object placement, initial joint noise). What robosuite draws
 once, when the env is built (Lift's cube size, 2.0-2.2 cm), comes from ``model_seed`` (default 0), so that every
 instance of a task is the same and ``reset(seed=s)`` starts the same episode in every process (scripted demos,
-evaluations). ``model_seed=None`` draws it at random per instance, as robosuite does.
+evaluations). ``model_seed=None`` draws it at random per instance, as robosuite does. Episodes reset without a seed are
+placed at random, differently in every instance, whatever ``model_seed``.
 """
 
 import os
@@ -187,6 +188,8 @@ class RobosuiteEnv(RenderedSimEnv):
             hard_reset=False,  # keep one model (and one renderer) for the env's lifetime
             seed=None if model_seed is None else int(model_seed),  # what is drawn when the model is built
         )
+        # Episodes: unseeded resets stay random per instance (n_envs workers must not repeat each other's episodes)
+        self._sim.rng.bit_generator.state = np.random.default_rng().bit_generator.state
         raw = self._sim.observation_spec()
         missing = [key for key in self.state_keys if key not in raw]
         if missing:
