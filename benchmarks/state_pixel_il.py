@@ -170,10 +170,11 @@ def read_curve(path: str) -> list[dict[str, Any]]:
         return list(csv.DictReader(file))
 
 
-def write_curve(path: str, rows: list[dict[str, Any]]) -> None:
+def write_curve(path: str, rows: list[dict[str, Any]], fields: Optional[list[str]] = None) -> None:
+    """Write the rows (columns: ``fields``, default :data:`CURVE_FIELDS`) to a temporary file, then replace ``path``."""
     tmp = f"{path}.tmp"
     with open(tmp, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=CURVE_FIELDS)
+        writer = csv.DictWriter(file, fieldnames=fields or CURVE_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)

@@ -16,7 +16,6 @@ is skipped. The README's table:
 """
 
 import argparse
-import csv
 import os
 import pickle
 import sys
@@ -34,22 +33,6 @@ from sb3_ibrl.il.training import bc_action_error, train_bc
 FIELDS = ["task", "seed", "width", "learning_rate", "pad", "batches", "success_rate", "mean_episode_length", "action_mse",
           "train_seconds"]  # fmt: skip
 KEY = ("seed", "width", "learning_rate", "pad", "batches")
-
-
-def read_rows(path: str) -> list[dict[str, Any]]:
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def write_rows(path: str, rows: list[dict[str, Any]]) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def key_of(row: dict[str, Any]) -> tuple[str, ...]:
@@ -106,7 +89,7 @@ def main(argv: Optional[list[str]] = None) -> str:
     path = os.path.join(folder, "wrist_bc_batches.csv")
     demos = demos_of(args, folder)
     for seed in args.seeds:
-        rows = read_rows(path)
+        rows = spi.read_curve(path)
         config = dict(seed=seed, width=args.width, learning_rate=args.lr, pad=args.pad)
         wanted = {key_of(dict(config, batches=n)) for n in args.checks}
         if wanted <= {key_of(row) for row in rows}:
@@ -114,8 +97,8 @@ def main(argv: Optional[list[str]] = None) -> str:
             continue
         new = train_and_check(args, seed, demos)
         replaced = {key_of(row) for row in new}
-        rows = read_rows(path)  # again: another call may have added rows meanwhile
-        write_rows(path, [row for row in rows if key_of(row) not in replaced] + new)
+        rows = spi.read_curve(path)  # again: another call may have added rows meanwhile
+        spi.write_curve(path, [row for row in rows if key_of(row) not in replaced] + new, FIELDS)
     return path
 
 

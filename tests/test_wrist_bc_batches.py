@@ -33,7 +33,7 @@ def test_checks_are_the_bc_of_that_many_batches(script, tmp_path):
 
     common = ["--task", "PointGoal-v0", "--width", "4", "--eval-episodes", "1", "--out", str(tmp_path)]
     path = script.main([*common, "--seeds", "0", "1", "--checks", "1", "3"])
-    rows = script.read_rows(path)
+    rows = script.spi.read_curve(path)
     assert [(int(r["seed"]), int(r["batches"])) for r in rows] == [(0, 1), (0, 3), (1, 1), (1, 3)]
     assert all(0.0 <= float(r["success_rate"]) <= 1.0 and float(r["train_seconds"]) > 0 for r in rows)
     # the evaluation at 1 batch did not change the training: the row at 3 batches is a BC trained for 3 batches
@@ -50,5 +50,5 @@ def test_checks_are_the_bc_of_that_many_batches(script, tmp_path):
     script.main([*common, "--seeds", "0", "1", "--checks", "1", "3"])
     assert os.path.getmtime(path) == mtime
     script.main([*common, "--seeds", "1", "--checks", "1", "2"])
-    rows = script.read_rows(path)
+    rows = script.spi.read_curve(path)
     assert [(int(r["seed"]), int(r["batches"])) for r in rows] == [(0, 1), (0, 3), (1, 3), (1, 1), (1, 2)]
