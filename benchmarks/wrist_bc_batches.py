@@ -69,7 +69,7 @@ def train_and_check(args: argparse.Namespace, seed: int, demos: list) -> list[di
         )
         row = dict(task=args.task, seed=seed, width=args.width, learning_rate=args.lr, pad=args.pad, batches=n_done,
                    success_rate=success, mean_episode_length=length, action_mse=bc_action_error(policy, images),
-                   train_seconds=round(train_seconds, 1))  # fmt: skip
+                   train_seconds=round(train_seconds, 3))  # fmt: skip
         policy.set_training_mode(True)  # predict() left it in evaluation mode
         clock["eval"] += time.perf_counter() - start
         rows.append(row)

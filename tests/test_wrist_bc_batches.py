@@ -35,7 +35,9 @@ def test_checks_are_the_bc_of_that_many_batches(script, tmp_path):
     path = script.main([*common, "--seeds", "0", "1", "--checks", "1", "3"])
     rows = script.spi.read_curve(path)
     assert [(int(r["seed"]), int(r["batches"])) for r in rows] == [(0, 1), (0, 3), (1, 1), (1, 3)]
-    assert all(0.0 <= float(r["success_rate"]) <= 1.0 and float(r["train_seconds"]) > 0 for r in rows)
+    assert all(0.0 <= float(r["success_rate"]) <= 1.0 for r in rows)
+    seconds = [float(r["train_seconds"]) for r in rows]  # training time only, growing with the batches
+    assert 0.0 <= seconds[0] <= seconds[1] and 0.0 <= seconds[2] <= seconds[3]
     # the evaluation at 1 batch did not change the training: the row at 3 batches is a BC trained for 3 batches
     args = script.parse_args(common)
     demos = script.demos_of(args, os.path.dirname(path))
