@@ -108,6 +108,14 @@ def load_or_record_demos(args: argparse.Namespace, folder: str) -> list[Episode]
     return demos
 
 
+def train_image_bc(
+    images: list[Episode], env: gym.Env, key: str, n_batches: int, lr: float, width: int, pad: int, seed: int, **kwargs: Any
+) -> Any:
+    """BC with ``imitation`` on the IL's images alone (a ResNet-18 of ``width``); ``kwargs`` go to ``train_bc``."""
+    return train_bc(images, env.observation_space[key], env.action_space, n_batches=n_batches,  # type: ignore[index, arg-type]
+                    learning_rate=lr, features="resnet18", resnet_width=width, pad=pad, seed=seed, **kwargs)  # fmt: skip
+
+
 def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dict[str, Any]:
     """Train BC on the images (or load it) and evaluate it alone; ``bc.json`` holds the numbers."""
     info_path, policy_path = os.path.join(folder, "bc.json"), os.path.join(folder, "bc_policy.zip")
@@ -118,18 +126,8 @@ def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dic
     env = make_env(args.task, args.camera, with_il=True)
     images = part(demos, key)
     start = time.perf_counter()
-    bc = train_bc(
-        images,
-        env.observation_space[key],  # type: ignore[index]
-        env.action_space,  # type: ignore[arg-type]
-        n_batches=args.bc_batches,
-        learning_rate=args.bc_lr,
-        features="resnet18",
-        resnet_width=args.bc_width,
-        pad=args.bc_pad,
-        seed=args.seed,
-        progress_bar=args.progress,
-    )
+    bc = train_image_bc(images, env, key, args.bc_batches, args.bc_lr, args.bc_width, args.bc_pad, args.seed,
+                        progress_bar=args.progress)  # fmt: skip
     seconds = time.perf_counter() - start
     save_bc_policy(bc, policy_path)
     policy = bc.policy

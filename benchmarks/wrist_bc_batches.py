@@ -17,7 +17,6 @@ is skipped. The README's table:
 
 import argparse
 import os
-import pickle
 import sys
 import time
 from typing import Any, Optional
@@ -28,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import state_pixel_il as spi
 
 from sb3_ibrl.common.evaluation import evaluate_policy_success
-from sb3_ibrl.il.training import bc_action_error, train_bc
+from sb3_ibrl.il.training import bc_action_error
 
 FIELDS = ["task", "seed", "width", "learning_rate", "pad", "batches", "success_rate", "mean_episode_length", "action_mse",
           "train_seconds"]  # fmt: skip
@@ -37,18 +36,6 @@ KEY = ("seed", "width", "learning_rate", "pad", "batches")
 
 def key_of(row: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(float(row[k])) if k == "learning_rate" else str(int(row[k])) for k in KEY)
-
-
-def demos_of(args: argparse.Namespace, folder: str) -> list:
-    """The scripted demos (recorded once per task folder, Dict observations)."""
-    path = os.path.join(folder, "demos.pkl")
-    if os.path.exists(path):
-        with open(path, "rb") as file:
-            return pickle.load(file)
-    demos = spi.record(args.task, args.camera, args.demos, args.demo_seed)
-    with open(path, "wb") as file:
-        pickle.dump(demos, file)
-    return demos
 
 
 def train_and_check(args: argparse.Namespace, seed: int, demos: list) -> list[dict[str, Any]]:
@@ -75,8 +62,7 @@ def train_and_check(args: argparse.Namespace, seed: int, demos: list) -> list[di
         rows.append(row)
         print(f"seed {seed} width {args.width}: {n_done:>6} batches  success {success:.2f}  mse {row['action_mse']:.2e}")
 
-    train_bc(images, env.observation_space[key], env.action_space, n_batches=max(args.checks), learning_rate=args.lr,
-             features="resnet18", resnet_width=args.width, pad=args.pad, seed=seed, callback=check)  # fmt: skip
+    spi.train_image_bc(images, env, key, max(args.checks), args.lr, args.width, args.pad, seed, callback=check)
     env.close()
     return rows
 
@@ -87,7 +73,7 @@ def main(argv: Optional[list[str]] = None) -> str:
     folder = os.path.join(args.out, args.task)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "wrist_bc_batches.csv")
-    demos = demos_of(args, folder)
+    demos = spi.load_or_record_demos(args, folder)  # recorded once per task folder
     for seed in args.seeds:
         rows = spi.read_curve(path)
         config = dict(seed=seed, width=args.width, learning_rate=args.lr, pad=args.pad)

@@ -40,7 +40,7 @@ def test_checks_are_the_bc_of_that_many_batches(script, tmp_path):
     assert 0.0 <= seconds[0] <= seconds[1] and 0.0 <= seconds[2] <= seconds[3]
     # the evaluation at 1 batch did not change the training: the row at 3 batches is a BC trained for 3 batches
     args = script.parse_args(common)
-    demos = script.demos_of(args, os.path.dirname(path))
+    demos = script.spi.load_or_record_demos(args, os.path.dirname(path))
     env = script.spi.make_env("PointGoal-v0", args.camera, with_il=True)
     images = script.spi.part(demos, "image")
     alone = train_bc(images, env.observation_space["image"], env.action_space, n_batches=3, learning_rate=args.lr,
