@@ -2,8 +2,9 @@
 The wrist-camera BC of ``state_pixel_il.py`` as it trains: its success at several batch counts, per seed and width
 (``bc_batches.py`` does the same for the state MLP BC of the zoo defaults).
 
-From one demo (Lift: 42 transitions) BC can overfit: the action error on the demo keeps falling while the success
-in the env falls too. This script trains one BC per seed and ``--width`` up to the largest of ``--checks`` and
+Does BC from one demo (Lift: 42 transitions) overfit, its success in the env falling while its action error on the
+demo keeps falling? (On Lift, 3 seeds: no; the mean stays at 0.20-0.23 from 250 to 2000 batches, see the README.) This
+script trains one BC per seed and ``--width`` up to the largest of ``--checks`` and
 evaluates it alone (deterministic, ``--eval-episodes`` episodes from reset seed 1000, as ``state_pixel_il.py``) after
 each of them. The evaluation does not change the training (it uses no torch random numbers and puts the policy back
 in training mode), so the row at ``n`` batches is the BC that ``state_pixel_il.py --bc-batches n`` trains (tested).
