@@ -3,7 +3,8 @@ The paper's state-based robomimic setup (Fig. 3): RL reads the low-dimensional s
 
 For a robosuite state task (``Lift-state-v0``: 1 demo; ``Can-state-v0``: 10 demos): record the scripted demos in the
 env with ``il_camera`` (Dict observations: ``state`` and the camera), train BC with ``imitation`` on the camera images
-only (a ResNet-18 of reduced width, see ``--bc-width``), then run
+only (a ResNet-18 of reduced width, see ``--bc-width``; ``--bc-select`` keeps the best of several checkpoints, scored
+on start states the reported evaluations do not use, as the paper keeps a top checkpoint), then run
 
 - ``bc``: the BC policy alone (deterministic, ``--eval-episodes`` episodes);
 - ``ibrl``: ``IBRL(il_obs_keys=[camera])``: RL on the state, IL on the images, evaluated as the hybrid;
@@ -51,6 +52,7 @@ TASKS = ("Lift-state-v0", "Can-state-v0", "PointGoal-v0")
 DEFAULT_DEMOS = {"Lift-state-v0": 1, "Can-state-v0": 10, "PointGoal-v0": 1}
 METHODS = ("ibrl", "rlpd+")
 EVAL_SEED = 1000  # the demos are recorded from reset seeds 0, 1, ...
+SELECT_SEED = 2000  # BC's checkpoint selection (--bc-select) plays other episodes than the reported evaluations
 CURVE_FIELDS = ["task", "method", "seed", "env_steps", "success_rate", "mean_episode_length", "wall_seconds"]
 
 
@@ -125,10 +127,25 @@ def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dic
     key = il_key(args.task, args.camera)
     env = make_env(args.task, args.camera, with_il=True)
     images = part(demos, key)
+    picked: dict[str, Any] = dict(scores={}, best=(-1.0, 0), state=None, seconds=0.0)
+
+    def select(n_done: int, policy: Any) -> None:  # the paper keeps a BC checkpoint by its evaluation score
+        if n_done in (args.bc_select or ()):
+            start = time.perf_counter()
+            act = lambda obs: policy.predict(obs[key], deterministic=True)[0]  # noqa: E731
+            success = evaluate_policy_success(env, act, args.eval_episodes, seed=SELECT_SEED)[0]
+            picked["scores"][n_done] = success
+            if (success, n_done) > picked["best"]:  # ties: the later checkpoint
+                picked.update(best=(success, n_done), state={k: v.clone() for k, v in policy.state_dict().items()})
+            policy.set_training_mode(True)
+            picked["seconds"] += time.perf_counter() - start
+
     start = time.perf_counter()
     bc = train_image_bc(images, env, key, args.bc_batches, args.bc_lr, args.bc_width, args.bc_pad, args.seed,
-                        progress_bar=args.progress)  # fmt: skip
-    seconds = time.perf_counter() - start
+                        progress_bar=args.progress, callback=select)  # fmt: skip
+    seconds = time.perf_counter() - start - picked["seconds"]
+    if picked["state"] is not None:
+        bc.policy.load_state_dict(picked["state"])
     save_bc_policy(bc, policy_path)
     policy = bc.policy
 
@@ -143,7 +160,8 @@ def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dic
         features="resnet18",
         resnet_width=args.bc_width,
         random_shift_pad=args.bc_pad,
-        n_batches=args.bc_batches,
+        n_batches=picked["best"][1] or args.bc_batches,
+        selection=dict(scores=picked["scores"], seconds=round(picked["seconds"], 1)) if args.bc_select else None,
         batch_size=min(256, sum(len(ep) for ep in demos)),
         learning_rate=args.bc_lr,
         n_demos=len(demos),
@@ -359,6 +377,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--gradient-steps", type=int, default=None, help="updates per env step, G (default: the settings')")
     parser.add_argument("--bc-batches", type=int, default=2000)
+    parser.add_argument("--bc-select", type=int, nargs="+", default=None,
+                        help="evaluate BC after these batch counts (on other start states) and keep the best")  # fmt: skip
     parser.add_argument("--bc-width", type=int, default=16, help="base channels of the BC ResNet-18 (paper: 64)")
     parser.add_argument("--bc-lr", type=float, default=3e-4)
     parser.add_argument("--bc-pad", type=int, default=4, help="random shift padding of BC's images, in pixels (paper: 4)")
@@ -372,6 +392,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     for name in ("steps", "eval_every", "eval_episodes", "bc_batches", "bc_width", "demos", "gradient_steps"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.bc_select and (min(args.bc_select) < 1 or max(args.bc_select) != args.bc_batches):
+        parser.error(f"--bc-select counts must be at least 1 and end at --bc-batches ({args.bc_batches}): {args.bc_select}")
     return args
 
 

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 
+import numpy as np
 import pytest
 
 SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "state_pixel_il.py")
@@ -27,7 +28,10 @@ def test_options(script):
     assert args.gradient_steps is None and script.rl_settings("Lift-state-v0")["gradient_steps"] == 1  # the cpu profile's G
     assert script.rl_settings("Lift-state-v0", 3)["gradient_steps"] == 3
     assert script.rl_settings("Lift-state-v0", 3)["policy_kwargs"] == script.rl_settings("Lift-state-v0")["policy_kwargs"]
-    for bad in (["--steps", "0"], ["--task", "Square-state-v0"], ["--methods", "sqil"], ["--gradient-steps", "0"]):
+    assert args.bc_select is None and script.parse_args(["--bc-batches", "8", "--bc-select", "4", "8"]).bc_select == [4, 8]
+    bad_options = [["--steps", "0"], ["--task", "Square-state-v0"], ["--methods", "sqil"], ["--gradient-steps", "0"]]
+    bad_options += [["--bc-batches", "8", "--bc-select", "4"], ["--bc-batches", "8", "--bc-select", "0", "8"]]  # must end at 8
+    for bad in bad_options:
         with pytest.raises(SystemExit):
             script.parse_args(bad)
 
@@ -97,3 +101,31 @@ def test_the_task_folder_gathers_the_seeds(script, tmp_path):
         assert json.load(file)["curves"]["ibrl"]["5000"]["mean"] == pytest.approx(0.3)
     os.makedirs(tmp_path / "empty")
     assert script.aggregate(str(tmp_path / "empty")) == {}
+
+
+def test_bc_select_keeps_the_best_checkpoint(script, tmp_path, monkeypatch):
+    """``--bc-select``: BC is scored after each listed batch count on other start states, and the best one is kept."""
+    pytest.importorskip("imitation.algorithms.bc")
+    from sb3_ibrl.il.training import _as_policy
+
+    real_evaluate, probe, actions = script.evaluate_policy_success, {}, {}
+
+    def fake_evaluate(env, act, n_episodes, seed):
+        if seed != script.SELECT_SEED:  # the reported evaluation of the kept BC: the real one
+            return real_evaluate(env, act, n_episodes, seed=seed)
+        probe.setdefault("obs", env.observation_space.sample())
+        actions[len(actions) + 1] = act(probe["obs"])  # this checkpoint's action on one fixed observation
+        return {1: 0.2, 2: 0.6, 3: 0.6, 4: 0.4}[len(actions)], 50.0  # checkpoints 2 and 3 tie: the later is kept
+
+    monkeypatch.setattr(script, "evaluate_policy_success", fake_evaluate)
+    options = ["--task", "PointGoal-v0", "--eval-episodes", "1", "--bc-width", "4", "--methods", "ibrl", "--steps", "1"]
+    folder = script.main(
+        [*options, "--bc-batches", "4", "--bc-select", "1", "2", "3", "4", "--out", str(tmp_path), "--no-plot"]
+    )
+    with open(os.path.join(folder, "bc.json")) as file:
+        bc = json.load(file)
+    assert bc["n_batches"] == 3 and bc["selection"]["scores"] == {"1": 0.2, "2": 0.6, "3": 0.6, "4": 0.4}
+    kept = _as_policy(os.path.join(folder, "bc_policy.zip"), device="cpu")
+    action = kept.predict(probe["obs"]["image"], deterministic=True)[0]
+    assert np.allclose(action, actions[3], atol=1e-6)  # the saved policy is checkpoint 3, not the last one trained
+    assert not np.allclose(actions[3], actions[4], atol=1e-6)
