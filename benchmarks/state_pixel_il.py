@@ -33,7 +33,7 @@ import json
 import os
 import pickle
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -118,6 +118,11 @@ def train_image_bc(
                     learning_rate=lr, features="resnet18", resnet_width=width, pad=pad, seed=seed, **kwargs)  # fmt: skip
 
 
+def image_actor(policy: Any, key: str) -> Callable[[Any], np.ndarray]:
+    """The BC policy alone, deterministic, on the IL's image ``key`` of a Dict observation (for evaluations)."""
+    return lambda obs: policy.predict(obs[key], deterministic=True)[0]
+
+
 def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dict[str, Any]:
     """Train BC on the images (or load it) and evaluate it alone; ``bc.json`` holds the numbers."""
     info_path, policy_path = os.path.join(folder, "bc.json"), os.path.join(folder, "bc_policy.zip")
@@ -132,8 +137,7 @@ def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dic
     def select(n_done: int, policy: Any) -> None:  # the paper keeps a BC checkpoint by its evaluation score
         if n_done in (args.bc_select or ()):
             start = time.perf_counter()
-            act = lambda obs: policy.predict(obs[key], deterministic=True)[0]  # noqa: E731
-            success = evaluate_policy_success(env, act, args.eval_episodes, seed=SELECT_SEED)[0]
+            success = evaluate_policy_success(env, image_actor(policy, key), args.eval_episodes, seed=SELECT_SEED)[0]
             picked["scores"][n_done] = success
             if (success, n_done) > picked["best"]:  # ties: the later checkpoint
                 picked.update(best=(success, n_done), state={k: v.clone() for k, v in policy.state_dict().items()})
@@ -148,12 +152,8 @@ def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dic
         bc.policy.load_state_dict(picked["state"])
     save_bc_policy(bc, policy_path)
     policy = bc.policy
-
-    def act(obs: Any) -> np.ndarray:
-        return policy.predict(obs[key], deterministic=True)[0]
-
     start = time.perf_counter()
-    success, length = evaluate_policy_success(env, act, args.eval_episodes, seed=EVAL_SEED)
+    success, length = evaluate_policy_success(env, image_actor(policy, key), args.eval_episodes, seed=EVAL_SEED)
     info = dict(
         task=args.task,
         il_key=key,

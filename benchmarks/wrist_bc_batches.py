@@ -52,9 +52,7 @@ def train_and_check(args: argparse.Namespace, seed: int, demos: list) -> list[di
             return
         start = time.perf_counter()
         train_seconds = start - clock["start"] - clock["eval"]
-        success, length = evaluate_policy_success(
-            env, lambda obs: policy.predict(obs[key], deterministic=True)[0], args.eval_episodes, seed=spi.EVAL_SEED
-        )
+        success, length = evaluate_policy_success(env, spi.image_actor(policy, key), args.eval_episodes, seed=spi.EVAL_SEED)
         row = dict(task=args.task, seed=seed, width=args.width, learning_rate=args.lr, pad=args.pad, batches=n_done,
                    success_rate=success, mean_episode_length=length, action_mse=bc_action_error(policy, images),
                    train_seconds=round(train_seconds, 3))  # fmt: skip
