@@ -224,6 +224,10 @@ def test_state_rl_with_an_image_il_policy_learns(tmp_path):
     loaded = IBRL.load(tmp_path / "model.zip", env=gym.make("PointGoal-v0", obs_mode="state_pixel"))
     obs = gym.make("PointGoal-v0", obs_mode="state_pixel").reset(seed=5)[0]
     np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], act(obs), atol=1e-5)
+    # the RL actor alone reads its own key of full observations, as of the state alone
+    rl_alone = model.predict(obs, deterministic=True, rl_only=True)[0]
+    np.testing.assert_allclose(rl_alone, model.predict(obs["state"], deterministic=True, rl_only=True)[0], atol=1e-6)
+    np.testing.assert_allclose(rl_alone, loaded.predict(obs, deterministic=True, rl_only=True)[0], atol=1e-5)
     with pytest.raises(ValueError, match="need the keys of both sides"):
         model.add_demonstrations(state_demos)
     with pytest.raises(ValueError, match="il_obs_keys"):

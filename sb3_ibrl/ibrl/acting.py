@@ -152,6 +152,8 @@ class ActingHooks:
         hybrid = None if self._il is None or rl_only else self._il.predict(self.policy, observation, deterministic)
         if hybrid is not None:  # full observations of an env whose IL policy reads its own keys
             return hybrid, state
+        if rl_only and self._il is not None:  # the RL actor reads its own keys of full observations
+            observation = self._il.rl_observation(observation)
         act_with_il = self.policy.act_with_il
         self.policy.act_with_il = act_with_il and not rl_only
         try:

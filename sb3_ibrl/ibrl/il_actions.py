@@ -208,11 +208,21 @@ class ILActions:
         rl_view = [Episode(take(ep.obs, self.split.rl_keys), ep.acts, ep.rews, ep.terminal) for ep in episodes]
         return rl_view, self.for_demos(il_view)
 
+    def _full(self, observation: Any) -> bool:
+        """Whether ``observation`` holds both sides' keys of a split env (the env itself gives the RL part alone)."""
+        return self.split is not None and isinstance(observation, dict) and set(self.split.il_keys) <= set(observation)
+
+    def rl_observation(self, observation: Any) -> Any:
+        """The RL networks' part of full observations (both sides' keys) when split, else ``observation`` itself."""
+        if not self._full(observation):
+            return observation
+        return take(observation, self.split.rl_keys)
+
     def predict(self, policy: Any, observation: Any, deterministic: bool) -> Optional[np.ndarray]:
         """
         The hybrid action for full observations (both sides' keys) when split, else ``None`` (the policy predicts).
         """
-        if self.split is None or not isinstance(observation, dict) or not set(self.split.il_keys) <= set(observation):
+        if not self._full(observation):
             return None
         policy.set_training_mode(False)  # as SB3's predict: no dropout
         rl_obs, vectorized = policy.obs_to_tensor(take(observation, self.split.rl_keys))

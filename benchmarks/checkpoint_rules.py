@@ -1,0 +1,128 @@
+"""
+The last checkpoint of ``state_pixel_il.py``'s IBRL runs, evaluated on more episodes and under each way of acting.
+
+A run's curve scores the deployed hybrid on 20 episodes per point: one such point is noisy (its standard error is
+about 0.1 at a success of 0.5). This script loads each seed's last checkpoint (``<out>/<task>/seed_<n>/ibrl/model.zip``
+and the seed's ``bc_policy.zip``) and evaluates it on ``--episodes`` episodes (reset seeds from 1000, the curve's own
+episodes first) as
+
+- ``deployed``: the hybrid as the run deploys it (confident until it matched its IL policy, then greedy): the curve;
+- ``greedy``: the paper's actor proposal (Eq. 1), ``proposal_confidence = 0``;
+- ``confident``: the run's ``proposal_confidence`` (3 for states), whether or not the hybrid matched its IL policy;
+- ``rl``: the RL actor alone;
+- ``il``: the IL policy alone (the BC policy on its image).
+
+It writes ``<out>/<task>/checkpoint_rules.csv`` (one row per seed and way) and prints the mean over the seeds.
+
+    OMP_NUM_THREADS=1 MUJOCO_GL=egl python benchmarks/checkpoint_rules.py --task Lift-state-v0 --seeds 0 1 2 \\
+        --episodes 100 --out benchmarks/results/state_pixel_il/g1_rerun
+"""
+
+import argparse
+import csv
+import importlib.util
+import os
+import time
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch as th
+
+from sb3_ibrl import IBRL
+from sb3_ibrl.common.evaluation import evaluate_policy_success
+
+WAYS = ("deployed", "greedy", "confident", "rl", "il")
+FIELDS = ["task", "seed", "env_steps", "way", "episodes", "success_rate", "mean_episode_length", "eval_seconds"]
+
+
+def _state_pixel_il() -> Any:
+    """``benchmarks/state_pixel_il.py`` as a module (its env, evaluation seed and BC actor)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "state_pixel_il.py")
+    spec = importlib.util.spec_from_file_location("state_pixel_il", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def actors(model: IBRL, bc: Any, key: str) -> dict[str, tuple[Optional[float], Callable[[Any], np.ndarray]]]:
+    """
+    Each way of acting: the ``proposal_confidence`` to deploy with (``None``: the run's own) and the act function.
+
+    :param model: the loaded IBRL model
+    :param bc: the BC policy alone
+    :param key: the observation key of the IL's image
+    """
+    configured = float(model.proposal_confidence)
+    hybrid = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
+    return {
+        "deployed": (None, hybrid),
+        "greedy": (0.0, hybrid),
+        "confident": (configured, hybrid),
+        "rl": (None, lambda obs: model.predict(obs, deterministic=True, rl_only=True)[0]),
+        "il": (None, lambda obs: bc.predict(obs[key], deterministic=True)[0]),
+    }
+
+
+def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[str, Any]]:
+    """The rows of one seed: every way of acting on the same ``--episodes`` episodes."""
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    folder = os.path.join(args.out, args.task, f"seed_{seed}")
+    model_path, bc_path = os.path.join(folder, "ibrl", "model.zip"), os.path.join(folder, "bc_policy.zip")
+    for path in (model_path, bc_path):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} not found: run benchmarks/state_pixel_il.py with --out {args.out} first")
+    env = spi.make_env(args.task, args.camera, with_il=True)
+    model = IBRL.load(model_path, env=env, device="cpu")
+    bc = ActorCriticPolicy.load(bc_path, device="cpu")
+    rows = []
+    for way, (confidence, act) in actors(model, bc, spi.il_key(args.task, args.camera)).items():
+        if way not in args.ways:
+            continue
+        start = time.perf_counter()
+        deployed = model.policy.proposal_confidence if confidence is None else confidence
+        with model.policy.deployed_with(deployed):
+            success, length = evaluate_policy_success(env, act, args.episodes, seed=spi.EVAL_SEED)
+        row = dict(task=args.task, seed=seed, env_steps=model.num_timesteps, way=way, episodes=args.episodes,
+                   success_rate=success, mean_episode_length=round(length, 1),
+                   eval_seconds=round(time.perf_counter() - start, 1))  # fmt: skip
+        print(f"[{args.task} seed {seed} at {model.num_timesteps}] {way:>9}: success {success:.3f} over {args.episodes}")
+        rows.append(row)
+    return rows
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="Lift-state-v0")
+    parser.add_argument("--camera", default="robot0_eye_in_hand", help="the IL policy's camera (as the run's)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--ways", nargs="+", choices=WAYS, default=list(WAYS))
+    parser.add_argument("--out", default="benchmarks/results/state_pixel_il")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be at least 1, got {args.episodes}")
+    return args
+
+
+def main(argv: Optional[list[str]] = None) -> str:
+    """Evaluate every seed's checkpoint; return the path of the CSV."""
+    args = parse_args(argv)
+    th.set_num_threads(1)
+    spi = _state_pixel_il()
+    rows = [row for seed in args.seeds for row in evaluate_seed(args, seed, spi)]
+    path = os.path.join(args.out, args.task, "checkpoint_rules.csv")
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    for way in args.ways:
+        rates = [row["success_rate"] for row in rows if row["way"] == way]
+        print(f"{way:>9}: mean {np.mean(rates):.3f} over seeds {args.seeds} ({', '.join(f'{r:.2f}' for r in rates)})")
+    return path
+
+
+if __name__ == "__main__":
+    main()

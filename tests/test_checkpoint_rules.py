@@ -1,0 +1,72 @@
+"""benchmarks/checkpoint_rules.py: the last checkpoint of a state_pixel_il.py run, under each way of acting."""
+
+import csv
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+BENCHMARKS = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks")
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCHMARKS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_options():
+    rules = load("checkpoint_rules")
+    args = rules.parse_args([])
+    assert (args.task, args.seeds, args.episodes, args.ways) == ("Lift-state-v0", [0, 1, 2], 100, list(rules.WAYS))
+    for bad in (["--episodes", "0"], ["--ways", "soft"]):
+        with pytest.raises(SystemExit):
+            rules.parse_args(bad)
+
+
+def test_every_way_of_a_small_run(tmp_path):
+    pytest.importorskip("imitation.algorithms.bc")
+    spi, rules = load("state_pixel_il"), load("checkpoint_rules")
+    common = ["--task", "PointGoal-v0", "--out", str(tmp_path)]
+    with pytest.raises(FileNotFoundError, match=r"model\.zip not found"):
+        rules.main([*common, "--seeds", "0", "--episodes", "1"])
+    spi.main([*common, "--steps", "40", "--eval-every", "40", "--eval-episodes", "2", "--bc-batches", "2", "--bc-width", "4",
+              "--methods", "ibrl", "--no-plot"])  # fmt: skip
+    path = rules.main([*common, "--seeds", "0", "--episodes", "2"])
+    with open(path, newline="") as file:
+        rows = {row["way"]: row for row in csv.DictReader(file)}
+    assert sorted(rows) == sorted(rules.WAYS)
+    assert {int(row["env_steps"]) for row in rows.values()} == {40} and {row["episodes"] for row in rows.values()} == {"2"}
+    for row in rows.values():
+        assert 0.0 <= float(row["success_rate"]) <= 1.0 and float(row["mean_episode_length"]) > 0
+    # the deployed way replays the curve's own point: the same episodes (reset seeds from 1000), the same actions
+    with open(os.path.join(tmp_path, "PointGoal-v0", "seed_0", "ibrl", "curve.csv"), newline="") as file:
+        curve = list(csv.DictReader(file))[-1]
+    assert float(rows["deployed"]["success_rate"]) == float(curve["success_rate"])
+    assert np.isclose(float(rows["deployed"]["mean_episode_length"]), float(curve["mean_episode_length"]), atol=0.05)
+
+
+def test_the_ways_act_as_named(tmp_path):
+    pytest.importorskip("imitation.algorithms.bc")
+    spi, rules = load("state_pixel_il"), load("checkpoint_rules")
+    spi.main(["--task", "PointGoal-v0", "--out", str(tmp_path), "--steps", "40", "--eval-every", "40", "--eval-episodes",
+              "1", "--bc-batches", "2", "--bc-width", "4", "--methods", "ibrl", "--no-plot"])  # fmt: skip
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    from sb3_ibrl import IBRL
+
+    folder = os.path.join(tmp_path, "PointGoal-v0", "seed_0")
+    env = spi.make_env("PointGoal-v0", "", with_il=True)
+    model = IBRL.load(os.path.join(folder, "ibrl", "model.zip"), env=env, device="cpu")
+    bc = ActorCriticPolicy.load(os.path.join(folder, "bc_policy.zip"), device="cpu")
+    ways = rules.actors(model, bc, "image")
+    obs, _ = env.reset(seed=3)
+    assert ways["greedy"][0] == 0.0 and ways["confident"][0] == model.proposal_confidence > 0
+    assert np.allclose(ways["il"][1](obs), bc.predict(obs["image"], deterministic=True)[0])
+    assert np.allclose(ways["rl"][1](obs), model.predict(obs, deterministic=True, rl_only=True)[0])
+    with model.policy.deployed_with(0.0):  # greedy: the hybrid is the RL or the IL action, whichever the critics prefer
+        hybrid = ways["greedy"][1](obs)
+    il_action = model.policy.unscale_action(model.policy.scale_action(ways["il"][1](obs)))
+    assert np.allclose(hybrid, ways["rl"][1](obs), atol=1e-5) or np.allclose(hybrid, il_action, atol=1e-5)
