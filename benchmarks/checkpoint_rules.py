@@ -12,7 +12,9 @@ episodes first) as
 - ``rl``: the RL actor alone;
 - ``il``: the IL policy alone (the BC policy on its image).
 
-It writes ``<out>/<task>/checkpoint_rules.csv`` (one row per seed and way) and prints the mean over the seeds.
+The deployed hybrid is the greedy or the confident one, so its result is that way's, not evaluated again. Each seed's
+rows go to ``seed_<n>/checkpoint_rules.csv`` and the task's ``<out>/<task>/checkpoint_rules.csv`` gathers every seed
+evaluated so far, so the seeds can be evaluated by one call each, at once; it prints the mean over ``--seeds``.
 
     OMP_NUM_THREADS=1 MUJOCO_GL=egl python benchmarks/checkpoint_rules.py --task Lift-state-v0 --seeds 0 1 2 \\
         --episodes 100 --out benchmarks/results/state_pixel_il/g1_rerun
@@ -75,20 +77,51 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
     env = spi.make_env(args.task, args.camera, with_il=True)
     model = IBRL.load(model_path, env=env, device="cpu")
     bc = ActorCriticPolicy.load(bc_path, device="cpu")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    done: dict[tuple[str, float], dict[str, Any]] = {}  # the hybrid under one confidence acts the same whatever its name
     for way, (confidence, act) in actors(model, bc, spi.il_key(args.task, args.camera)).items():
         if way not in args.ways:
             continue
-        start = time.perf_counter()
         deployed = model.policy.proposal_confidence if confidence is None else confidence
+        key = ("hybrid" if way in ("deployed", "greedy", "confident") else way, float(deployed))
+        if key in done:  # deterministic acts on the same episodes: the same result, not evaluated again
+            rows.append({**done[key], "way": way, "eval_seconds": 0.0})
+            print(f"[{args.task} seed {seed}] {way:>9}: as {done[key]['way']} (confidence {deployed:g})")
+            continue
+        start = time.perf_counter()
         with model.policy.deployed_with(deployed):
             success, length = evaluate_policy_success(env, act, args.episodes, seed=spi.EVAL_SEED)
         row = dict(task=args.task, seed=seed, env_steps=model.num_timesteps, way=way, episodes=args.episodes,
                    success_rate=success, mean_episode_length=round(length, 1),
                    eval_seconds=round(time.perf_counter() - start, 1))  # fmt: skip
         print(f"[{args.task} seed {seed} at {model.num_timesteps}] {way:>9}: success {success:.3f} over {args.episodes}")
-        rows.append(row)
+        rows.append(done.setdefault(key, row))
+    write_rows(os.path.join(folder, "checkpoint_rules.csv"), rows)
     return rows
+
+
+def write_rows(path: str, rows: list[dict[str, Any]]) -> None:
+    """Write the rows as a CSV, through a temporary file (an interrupted write leaves the old file whole)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def gather(out: str, task: str) -> str:
+    """The task's ``checkpoint_rules.csv``: the rows of every seed evaluated so far (one call per seed may run at once)."""
+    task_dir, rows = os.path.join(out, task), []
+    seeds = sorted(int(name[len("seed_") :]) for name in os.listdir(task_dir) if name.startswith("seed_"))
+    for seed in seeds:
+        path = os.path.join(task_dir, f"seed_{seed}", "checkpoint_rules.csv")
+        if os.path.exists(path):
+            with open(path, newline="") as file:
+                rows.extend(csv.DictReader(file))
+    path = os.path.join(task_dir, "checkpoint_rules.csv")
+    write_rows(path, rows)
+    return path
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
@@ -111,13 +144,7 @@ def main(argv: Optional[list[str]] = None) -> str:
     th.set_num_threads(1)
     spi = _state_pixel_il()
     rows = [row for seed in args.seeds for row in evaluate_seed(args, seed, spi)]
-    path = os.path.join(args.out, args.task, "checkpoint_rules.csv")
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    path = gather(args.out, args.task)
     for way in args.ways:
         rates = [row["success_rate"] for row in rows if row["way"] == way]
         print(f"{way:>9}: mean {np.mean(rates):.3f} over seeds {args.seeds} ({', '.join(f'{r:.2f}' for r in rates)})")

@@ -46,6 +46,33 @@ def test_every_way_of_a_small_run(tmp_path):
         curve = list(csv.DictReader(file))[-1]
     assert float(rows["deployed"]["success_rate"]) == float(curve["success_rate"])
     assert np.isclose(float(rows["deployed"]["mean_episode_length"]), float(curve["mean_episode_length"]), atol=0.05)
+    # the deployed hybrid is the greedy or the confident one: that way's row is copied, not evaluated again
+    same = [way for way in ("greedy", "confident") if float(rows[way]["eval_seconds"]) == 0.0]
+    assert len(same) == 1 and float(rows["deployed"]["eval_seconds"]) > 0
+    for field in ("success_rate", "mean_episode_length", "episodes", "env_steps"):
+        assert rows[same[0]][field] == rows["deployed"][field]
+
+
+def test_seeds_evaluated_apart_are_gathered(tmp_path):
+    pytest.importorskip("imitation.algorithms.bc")
+    spi, rules = load("state_pixel_il"), load("checkpoint_rules")
+    common = ["--task", "PointGoal-v0", "--out", str(tmp_path)]
+    spi.main([*common, "--steps", "40", "--eval-every", "40", "--eval-episodes", "1", "--bc-batches", "2", "--bc-width", "4",
+              "--methods", "ibrl", "--no-plot"])  # fmt: skip
+    task_dir = os.path.join(tmp_path, "PointGoal-v0")
+    # another call's seed, evaluated before: its rows are kept beside this call's
+    os.makedirs(os.path.join(task_dir, "seed_7"))
+    other = dict(task="PointGoal-v0", seed=7, env_steps=40, way="rl", episodes=3, success_rate=0.5,
+                 mean_episode_length=9.0, eval_seconds=1.0)  # fmt: skip
+    rules.write_rows(os.path.join(task_dir, "seed_7", "checkpoint_rules.csv"), [other])
+    path = rules.main([*common, "--seeds", "0", "--episodes", "1", "--ways", "rl", "il"])
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["seed"], row["way"]) for row in rows] == [("0", "rl"), ("0", "il"), ("7", "rl")]
+    assert rows[2]["success_rate"] == "0.5"
+    with open(os.path.join(task_dir, "seed_0", "checkpoint_rules.csv"), newline="") as file:
+        assert [row["way"] for row in csv.DictReader(file)] == ["rl", "il"]
+    assert not any(name.endswith(".tmp") for name in os.listdir(task_dir))
 
 
 def test_the_ways_act_as_named(tmp_path):
