@@ -204,6 +204,7 @@ def make_method(method: str, args: argparse.Namespace, env: gym.Env, demos: list
 
         il = ActorCriticPolicy.load(bc_path, device="cpu")
         key = il_key(args.task, args.camera)
+        settings["collect_confidently"] = args.collect_confidently
         return IBRL("MlpPolicy", env, il_policy=il, il_obs_keys=[key], demonstrations=demos, **settings)
     return RLPD("MlpPolicy", env, demonstrations=part(demos, "state"), **settings)
 
@@ -289,7 +290,7 @@ def summarize(
         steps=args.steps,
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
-        rl_settings=rl_settings(args.task, args.gradient_steps),
+        rl_settings=dict(rl_settings(args.task, args.gradient_steps), collect_confidently=args.collect_confidently),
         bc=bc_info,
         curves={m: {int(r["env_steps"]): float(r["success_rate"]) for r in method_rows} for m, method_rows in curves.items()},
         load_average=os.getloadavg(),
@@ -377,11 +378,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--gradient-steps", type=int, default=None, help="updates per env step, G (default: the settings')")
     parser.add_argument("--bc-batches", type=int, default=2000)
-    parser.add_argument("--bc-select", type=int, nargs="+", default=None,
-                        help="evaluate BC after these batch counts (on other start states) and keep the best")  # fmt: skip
+    parser.add_argument("--bc-select", type=int, nargs="+", default=None, help="keep the best BC of these batch counts")
     parser.add_argument("--bc-width", type=int, default=16, help="base channels of the BC ResNet-18 (paper: 64)")
     parser.add_argument("--bc-lr", type=float, default=3e-4)
     parser.add_argument("--bc-pad", type=int, default=4, help="random shift padding of BC's images, in pixels (paper: 4)")
+    parser.add_argument("--collect-confidently", action="store_true", help="IBRL collects data as deployed (confident)")
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results/state_pixel_il")
     parser.add_argument("--no-checkpoint", action="store_true", help="do not save the model and buffer after evaluations")

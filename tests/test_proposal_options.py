@@ -85,6 +85,28 @@ def test_collecting_data_keeps_the_papers_choice():
     assert model.predict(np.zeros((1, 3), dtype=np.float32), deterministic=True)[0].tolist() == [[1.0]]  # deployed: IL
 
 
+def test_collect_confidently_collects_as_deployed(tmp_path):
+    # With collect_confidently, collecting data applies the confidence too (with noise on the RL action) until the
+    # hybrid has matched its IL policy; then the paper's greedy choice collects
+    model = small_ibrl(il_policy=constant_il(1.0), proposal_confidence=100.0, collect_confidently=True, match_il_episodes=1)
+    model.policy.set_training_mode(False)
+    model.policy.actor.act = lambda encoded, detach=True: th.ones(len(encoded.features), 1)
+    model.policy.critic = SpreadCritics([2.0, 1.0, 0.5])  # E = 3: every pair favours the RL action, not by 100 std
+    model.num_timesteps = model.learning_starts
+    model._last_obs = np.zeros((1, 3), dtype=np.float32)
+    model.action_noise = lambda: np.array([-0.25])  # the noisy RL action 0.75 is still better by every critic
+    _, buffer_action = model._sample_action(model.learning_starts, model.action_noise, 1)
+    assert buffer_action.tolist() == [[0.5]] and model.il_action_fraction == 1.0  # the IL action
+    model._il_returns.append(1.0)
+    model.num_timesteps += 1  # after the warm-up
+    model._record_returns(np.array([1.0]), np.array([True]))  # a hybrid episode as good as the IL's: matched
+    assert model.il_matched and model.policy.proposal_confidence == 0.0
+    _, buffer_action = model._sample_action(model.learning_starts, model.action_noise, 1)
+    assert buffer_action.tolist() == [[0.75]]  # the noisy RL action
+    small_ibrl(il_policy=constant_il(1.0), collect_confidently=True).save(tmp_path / "model.zip")
+    assert IBRL.load(tmp_path / "model.zip").collect_confidently is True
+
+
 def test_default_confidence_follows_observations():
     assert small_ibrl(il_policy=constant_il()).proposal_confidence == 3.0
     assert small_ibrl(il_policy=constant_il(), proposal_beta=10.0).policy.proposal_confidence == 3.0
@@ -108,6 +130,7 @@ def test_confidence_saved_and_loaded(tmp_path):
         (dict(il_warmup_episodes=-1), "il_warmup_episodes must be an integer >= 0"),
         (dict(il_warmup_episodes=2.5), "il_warmup_episodes must be an integer >= 0"),
         (dict(match_il_episodes=-1), "match_il_episodes must be an integer >= 0"),
+        (dict(collect_confidently="yes"), "collect_confidently must be True or False"),
         (dict(il_warmup_episodes=2, warmup="random"), "needs an il_policy and warmup='il'"),
     ],
 )

@@ -6,7 +6,8 @@ The deployed hybrid (``predict(..., deterministic=True)``) is confident first, g
 ``proposal_confidence = k > 0`` it keeps the IL action unless the E critics agree that the RL action is better
 (:func:`~sb3_ibrl.ibrl.proposals.confident_proposal`), until the hybrid has matched its IL policy in its own training
 episodes (the mean return of its last ``match_il_episodes`` episodes at least that of the IL warm-up episodes); then it
-takes the paper's greedy choice, and goes back to the confident one if its returns fall below the IL's again. A new
+takes the paper's greedy choice, and goes back to the confident one if its returns fall below the IL's again
+(``collect_confidently``: the training episodes are collected by the same rule, with exploration noise). A new
 policy is deployed once its measured performance reaches the baseline's, as in high-confidence policy improvement
 (Thomas et al., 2015); the training episodes, collected with exploration noise, understate the deployed hybrid.
 """
@@ -42,6 +43,7 @@ class ActingHooks:
     learning_starts: int
     proposal_beta: Optional[float]
     proposal_confidence: float
+    collect_confidently: bool
     il_warmup_episodes: int
     match_il_episodes: int
     _il_returns: deque  # returns of the IL warm-up episodes
@@ -128,7 +130,9 @@ class ActingHooks:
                 noise = None
                 if action_noise is not None:
                     noise = th.as_tensor(np.asarray(action_noise()), dtype=th.float32, device=self.device).reshape(n_envs, -1)
-                scaled_action, use_il = self.policy.propose(obs_tensor, noise, self.proposal_beta, il_action=il_action)
+                scaled_action, use_il = self.policy.propose(
+                    obs_tensor, noise, self.proposal_beta, il_action=il_action, confident=self.collect_confidently
+                )
         self._il_choices.extend(use_il.cpu().numpy().tolist())
         buffer_action = scaled_action.cpu().numpy()
         return self.policy.unscale_action(buffer_action), buffer_action

@@ -93,8 +93,11 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
         evaluation) takes the RL action only where its advantage over the IL action, by the E critics, exceeds k
         standard deviations over them (:func:`~sb3_ibrl.ibrl.proposals.confident_proposal`); ``0``: the paper's greedy
         choice. It applies until the hybrid has matched its IL policy (``match_il_episodes``; see
-        :mod:`sb3_ibrl.ibrl.acting`). Collecting data ignores it. ``None``: 3 for state observations, 0 for images
-        (:mod:`sb3_ibrl.ibrl.defaults`)
+        :mod:`sb3_ibrl.ibrl.acting`). Collecting data ignores it unless ``collect_confidently``. ``None``: 3 for state
+        observations, 0 for images (:mod:`sb3_ibrl.ibrl.defaults`)
+    :param collect_confidently: collect data as deployed: the actor proposal while training also keeps the IL action
+        unless the critics agree (``proposal_confidence``) that the noisy RL action is better, until the hybrid has
+        matched its IL policy. ``False``: the paper's choice (greedy, or ``proposal_beta``'s soft one)
     :param bootstrap_beta: ``None``: bootstrap from the max of the two proposals (paper); else the inverse temperature
         of a soft choice between them (the release uses 10 for state tasks)
     :param proposal_critic: score the actor proposal with the ``"online"`` critics (paper) or ``"target"`` (release)
@@ -167,6 +170,7 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
         bootstrap_proposal: bool = True,
         proposal_beta: Optional[float] = None,
         proposal_confidence: Optional[float] = None,
+        collect_confidently: bool = False,
         bootstrap_beta: Optional[float] = None,
         proposal_critic: str = "online",
         target_actor_dropout: bool = True,
@@ -223,6 +227,7 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
         self.bootstrap_proposal = bootstrap_proposal
         self.proposal_beta = proposal_beta
         self.proposal_confidence = proposal_confidence
+        self.collect_confidently = collect_confidently
         self.bootstrap_beta = bootstrap_beta
         self.proposal_critic = proposal_critic
         self.target_actor_dropout = target_actor_dropout

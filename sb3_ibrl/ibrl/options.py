@@ -77,6 +77,8 @@ def check_ibrl_options(model: Any) -> None:
             f"got {_shown(model.bootstrap_beta)}"
         )
     check_real("proposal_confidence", model.proposal_confidence, 0.0)
+    if not isinstance(model.collect_confidently, (bool, np.bool_)):
+        raise ValueError(f"collect_confidently must be True or False, got {_shown(model.collect_confidently)}")
     check_int("il_warmup_episodes", model.il_warmup_episodes, 0)
     check_int("match_il_episodes", model.match_il_episodes, 0)
     if model.il_warmup_episodes > 0 and (model.il_policy is None or model.warmup != "il"):

@@ -313,13 +313,15 @@ class IBRLPolicy(SavedAlone, TD3Policy):
         beta: Optional[float] = None,
         deterministic: bool = False,
         il_action: Optional[th.Tensor] = None,
+        confident: bool = False,
     ) -> tuple[th.Tensor, th.Tensor]:
         """
         The actor proposal: score the RL action (plus exploration noise) and the IL action with the min of
         2 random critics, and take the better one, row by row. The deterministic proposal (``predict(...,
         deterministic=True)``, evaluation) with ``proposal_confidence = k > 0`` takes the RL action only where its
         advantage over the IL action, by the E critics, is above k standard deviations
-        (:func:`~sb3_ibrl.ibrl.proposals.confident_proposal`); collecting data keeps the paper's choice.
+        (:func:`~sb3_ibrl.ibrl.proposals.confident_proposal`); collecting data keeps the paper's choice unless
+        ``confident`` (the model's ``collect_confidently``).
 
         :param observation: observations, ``(batch, *obs_shape)``
         :param rl_noise: exploration noise added to the RL action, ``(batch, action_dim)``, or ``None``
@@ -327,6 +329,7 @@ class IBRLPolicy(SavedAlone, TD3Policy):
         :param deterministic: score with the expectation of the random-pair min (mean over all pairs) instead
             of one random pair, so that the same observation always gets the same action
         :param il_action: the IL policy's actions for these observations when already computed (``[-1, 1]``)
+        :param confident: apply ``proposal_confidence`` (when above 0) even when not ``deterministic``
         :return: actions in ``[-1, 1]`` ``(batch, action_dim)`` and the mask of rows that took the IL action ``(batch,)``
         """
         encoded = self.encode(observation)
@@ -337,7 +340,7 @@ class IBRLPolicy(SavedAlone, TD3Policy):
             return rl_action, th.zeros(len(rl_action), dtype=th.bool, device=rl_action.device)
         il_action = self.il_policy(observation) if il_action is None else il_action  # (batch, action_dim)
         q_rl, q_il = self.score_proposals(encoded, rl_action, il_action)  # (n_critics, batch, 1) each
-        if deterministic and self.proposal_confidence > 0:  # deployed: the RL action only where the critics agree
+        if (deterministic or confident) and self.proposal_confidence > 0:  # the RL action only where the critics agree
             use_il = confident_proposal(q_rl[..., 0], q_il[..., 0], self.proposal_confidence)  # (batch,)
         else:  # one draw of the random pair for both candidates (they are scored by the same critics)
             q_values = min_over_random_subset(th.stack([q_rl, q_il], dim=1), deterministic=deterministic)  # (2, batch, 1)
