@@ -27,9 +27,14 @@ extras = {
 extras["all"] = sorted({req for reqs in extras.values() for req in reqs})
 
 # rl-zoo3 start-up hook: a .pth file in site-packages whose line Python runs at start-up; it only installs an import
-# hook (sb3_ibrl_zoo_hook.py) that registers IBRL with rl-zoo3 once rl-zoo3 is imported.
+# hook (sb3_ibrl_zoo_hook.py) that registers IBRL with rl-zoo3 once rl-zoo3 is imported. Where the module cannot be
+# found (an editable install whose source folder was deleted), the line does nothing instead of printing an error at
+# every start of Python.
 ZOO_HOOK_PTH = "sb3_ibrl_zoo.pth"
-ZOO_HOOK_LINE = "import os; os.environ.get('SB3_IBRL_NO_ZOO_HOOK') or __import__('sb3_ibrl_zoo_hook').install()\n"
+ZOO_HOOK_LINE = (
+    "import os, importlib.util; os.environ.get('SB3_IBRL_NO_ZOO_HOOK') "
+    "or importlib.util.find_spec('sb3_ibrl_zoo_hook') is None or __import__('sb3_ibrl_zoo_hook').install()\n"
+)
 
 
 class BuildPyWithZooHook(build_py):

@@ -104,6 +104,14 @@ def test_build_installs_the_hook_and_config(tmp_path: Path) -> None:
     lib = tmp_path / "lib"  # the root of a wheel: site-packages
     assert "__import__('sb3_ibrl_zoo_hook').install()" in (lib / "sb3_ibrl_zoo.pth").read_text()
     assert (lib / "sb3_ibrl_zoo_hook.py").is_file() and (lib / "sb3_ibrl" / "zoo" / "hyperparams" / "ibrl.yml").is_file()
+    # The line installs the hook where the module is found, and does nothing (no error at start-up) where it is not
+    line = (lib / "sb3_ibrl_zoo.pth").read_text()
+    check = "import sys; exec(sys.argv[1]); print(any(type(f).__module__ == 'sb3_ibrl_zoo_hook' for f in sys.meta_path))"
+    for path, installed in ((str(lib), "True"), (str(tmp_path / "empty"), "False")):
+        result = subprocess.run(
+            [sys.executable, "-S", "-c", check, line], env={"PYTHONPATH": path}, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert result.returncode == 0 and result.stdout.strip() == installed and not result.stderr, result
 
 
 def test_hook_registers_with_rl_zoo3(tmp_path: Path) -> None:
