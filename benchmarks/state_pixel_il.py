@@ -224,12 +224,14 @@ def run_method(method: str, args: argparse.Namespace, folder: str, demos: list[E
     algo = IBRL if with_il else RLPD
     if os.path.exists(model_path) and os.path.exists(buffer_path):
         model = algo.load(model_path, env=env)
-        wanted = rl_settings(args.task, args.gradient_steps)["gradient_steps"]
-        if model.gradient_steps != wanted:
-            raise ValueError(
-                f"{model_path} was trained with {model.gradient_steps} updates per env step, this call asks for {wanted}: "
-                "continue it with its own --gradient-steps, or give another --out"
-            )
+        wanted = dict(gradient_steps=rl_settings(args.task, args.gradient_steps)["gradient_steps"])
+        if with_il:
+            wanted["collect_confidently"] = args.collect_confidently
+        for name, value in wanted.items():  # one curve, one setting
+            if getattr(model, name) != value:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{model_path} was trained with {name}={getattr(model, name)}, this call asks for {value}: "
+                                 f"continue it with its own {flag}, or give another --out")  # fmt: skip
         model.load_replay_buffer(buffer_path)
         rows = [row for row in rows if int(row["env_steps"]) <= model.num_timesteps]
         print(f"{method}: resumed at {model.num_timesteps} env steps")

@@ -8,6 +8,8 @@ import os
 import numpy as np
 import pytest
 
+from sb3_ibrl import IBRL
+
 SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "state_pixel_il.py")
 
 
@@ -66,8 +68,10 @@ def test_a_small_run_writes_its_results_and_resumes(script, tmp_path):
         gathered = json.load(file)
     assert gathered["seeds"] == ["0"] and sorted(gathered["curves"]["rlpd+"], key=int) == ["30", "60", "90"]
     # continuing a run with another G would mix two settings in one curve: refused, and the curve is kept
-    with pytest.raises(ValueError, match="1 updates per env step, this call asks for 2"):
+    with pytest.raises(ValueError, match="gradient_steps=1, this call asks for 2"):
         script.main([*common, "--steps", "120", "--gradient-steps", "2", "--out", str(tmp_path), "--no-plot"])
+    with pytest.raises(ValueError, match="collect_confidently=False, this call asks for True"):  # so is another rule
+        script.main([*common, "--steps", "120", "--collect-confidently", "--out", str(tmp_path), "--no-plot"])
     assert rows_of(os.path.join(folder, "ibrl", "curve.csv"))[-1] == ("ibrl", 90)
     # another seed, RLPD+ only, with G = 2: no BC is trained for it, and the task folder now has both seeds
     second_seed = ["--steps", "30", "--seed", "1", "--methods", "rlpd+", "--gradient-steps", "2", "--out", str(tmp_path)]
@@ -79,6 +83,12 @@ def test_a_small_run_writes_its_results_and_resumes(script, tmp_path):
     with open(os.path.join(tmp_path, "PointGoal-v0", "summary.json")) as file:
         gathered = json.load(file)
     assert gathered["seeds"] == ["0", "1"] and gathered["curves"]["rlpd+"]["30"]["seeds"].keys() == {"0", "1"}
+    # IBRL collecting as deployed: the option reaches the model and the summary
+    third_seed = ["--steps", "30", "--seed", "2", "--methods", "ibrl", "--collect-confidently", "--out", str(tmp_path)]
+    folder = script.main([*common, *third_seed, "--no-plot"])
+    assert IBRL.load(os.path.join(folder, "ibrl", "model.zip")).collect_confidently is True
+    with open(os.path.join(folder, "summary.json")) as file:
+        assert json.load(file)["rl_settings"]["collect_confidently"] is True
 
 
 def test_the_task_folder_gathers_the_seeds(script, tmp_path):
