@@ -11,7 +11,8 @@ on start states the reported evaluations do not use, as the paper keeps a top ch
 - ``rlpd+``: RLPD+ on the state alone, with the same demos (their state part).
 
 The RL settings are the benchmark's ``cpu`` profile (``CPU_STATE`` of :mod:`sb3_ibrl.benchmark.tasks`); ``PointGoal-v0``
-(``obs_mode="state_pixel"``, for a quick smoke run) uses its own calibrated settings.
+(``obs_mode="state_pixel"``, for a quick smoke run) uses its own calibrated settings. ``--ibrl-option NAME=VALUE`` sets
+any other option of IBRL (e.g. ``demo_fraction=0.5``).
 
 Every seed has its folder (``<out>/<task>/seed_<n>``); after each call the task folder gathers the seeds done so far
 (``results.csv``, ``summary.json`` with the mean and std per evaluation, ``success.png``).
@@ -28,6 +29,7 @@ The README's run (Lift, 3 seeds, 50K env steps; about 4 minutes of BC and 30-50 
 """
 
 import argparse
+import ast
 import csv
 import json
 import os
@@ -42,6 +44,7 @@ import torch as th
 import sb3_ibrl  # noqa: F401  (registers the tasks)
 from sb3_ibrl import IBRL
 from sb3_ibrl.baselines.rlpd import RLPD
+from sb3_ibrl.benchmark.curves import seed_curves
 from sb3_ibrl.benchmark.tasks import CPU_STATE
 from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
 from sb3_ibrl.data.episodes import Episode
@@ -204,7 +207,7 @@ def make_method(method: str, args: argparse.Namespace, env: gym.Env, demos: list
 
         il = ActorCriticPolicy.load(bc_path, device="cpu")
         key = il_key(args.task, args.camera)
-        settings["collect_confidently"] = args.collect_confidently
+        settings.update(args.ibrl_options)
         return IBRL("MlpPolicy", env, il_policy=il, il_obs_keys=[key], demonstrations=demos, **settings)
     return RLPD("MlpPolicy", env, demonstrations=part(demos, "state"), **settings)
 
@@ -226,12 +229,11 @@ def run_method(method: str, args: argparse.Namespace, folder: str, demos: list[E
         model = algo.load(model_path, env=env)
         wanted = dict(gradient_steps=rl_settings(args.task, args.gradient_steps)["gradient_steps"])
         if with_il:
-            wanted["collect_confidently"] = args.collect_confidently
+            wanted.update(args.ibrl_options)
         for name, value in wanted.items():  # one curve, one setting
             if getattr(model, name) != value:
-                flag = "--" + name.replace("_", "-")
                 raise ValueError(f"{model_path} was trained with {name}={getattr(model, name)}, this call asks for {value}: "
-                                 f"continue it with its own {flag}, or give another --out")  # fmt: skip
+                                 "continue it with its own options, or give another --out")  # fmt: skip
         model.load_replay_buffer(buffer_path)
         rows = [row for row in rows if int(row["env_steps"]) <= model.num_timesteps]
         print(f"{method}: resumed at {model.num_timesteps} env steps")
@@ -292,7 +294,8 @@ def summarize(
         steps=args.steps,
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
-        rl_settings=dict(rl_settings(args.task, args.gradient_steps), collect_confidently=args.collect_confidently),
+        rl_settings=rl_settings(args.task, args.gradient_steps),
+        ibrl_options=args.ibrl_options,
         bc=bc_info,
         curves={m: {int(r["env_steps"]): float(r["success_rate"]) for r in method_rows} for m, method_rows in curves.items()},
         load_average=os.getloadavg(),
@@ -301,22 +304,6 @@ def summarize(
         json.dump(summary, file, indent=1, default=str)
     if not args.no_plot:
         plot_seeds(os.path.join(folder, "success.png"), seed_curves(rows), args.task, 1)
-
-
-def seed_curves(rows: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
-    """Per method and evaluation step: the mean, std and per-seed success of the rows (one or several seeds)."""
-    per_step: dict[str, dict[int, dict[str, float]]] = {}
-    for row in rows:
-        by_seed = per_step.setdefault(row["method"], {}).setdefault(int(row["env_steps"]), {})
-        by_seed[str(row["seed"])] = float(row["success_rate"])
-    return {
-        method: {
-            step: dict(mean=float(np.mean(list(by_seed.values()))), std=float(np.std(list(by_seed.values()))),
-                       seeds=by_seed)
-            for step, by_seed in sorted(steps.items())
-        }
-        for method, steps in per_step.items()
-    }  # fmt: skip
 
 
 def aggregate(task_folder: str, no_plot: bool = False) -> dict[str, Any]:
@@ -367,6 +354,17 @@ def plot_seeds(path: str, curves: dict[str, dict[int, dict[str, Any]]], task: st
     plt.close(fig)
 
 
+def ibrl_option(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` of ``--ibrl-option``: the value as a Python literal (``0.5``, ``True``, ``None``), else a string."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. demo_fraction=0.5), got {text!r}")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=TASKS, default="Lift-state-v0")
@@ -384,13 +382,15 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--bc-width", type=int, default=16, help="base channels of the BC ResNet-18 (paper: 64)")
     parser.add_argument("--bc-lr", type=float, default=3e-4)
     parser.add_argument("--bc-pad", type=int, default=4, help="random shift padding of BC's images, in pixels (paper: 4)")
-    parser.add_argument("--collect-confidently", action="store_true", help="IBRL collects data as deployed (confident)")
+    parser.add_argument("--ibrl-option", dest="ibrl_options", type=ibrl_option, action="append", default=[],
+                        metavar="NAME=VALUE", help="an IBRL option (Python literal): demo_fraction=0.5")  # fmt: skip
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results/state_pixel_il")
     parser.add_argument("--no-checkpoint", action="store_true", help="do not save the model and buffer after evaluations")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--progress", action="store_true", help="progress bar of BC")
     args = parser.parse_args(argv)
+    args.ibrl_options = dict(args.ibrl_options)
     args.demos = DEFAULT_DEMOS[args.task] if args.demos is None else args.demos
     for name in ("steps", "eval_every", "eval_episodes", "bc_batches", "bc_width", "demos", "gradient_steps"):
         if getattr(args, name) is not None and getattr(args, name) < 1:

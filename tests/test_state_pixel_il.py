@@ -33,6 +33,11 @@ def test_options(script):
     assert args.bc_select is None and script.parse_args(["--bc-batches", "8", "--bc-select", "4", "8"]).bc_select == [4, 8]
     bad_options = [["--steps", "0"], ["--task", "Square-state-v0"], ["--methods", "sqil"], ["--gradient-steps", "0"]]
     bad_options += [["--bc-batches", "8", "--bc-select", "4"], ["--bc-batches", "8", "--bc-select", "0", "8"]]  # must end at 8
+    bad_options += [["--ibrl-option", "demo_fraction"], ["--ibrl-option", "1x=2"]]  # NAME=VALUE, NAME an identifier
+    given = ["--ibrl-option", "demo_fraction=0.5", "--ibrl-option", "warmup=il", "--ibrl-option", "proposal_beta=None"]
+    assert args.ibrl_options == {} and script.parse_args(given).ibrl_options == dict(
+        demo_fraction=0.5, warmup="il", proposal_beta=None
+    )
     for bad in bad_options:
         with pytest.raises(SystemExit):
             script.parse_args(bad)
@@ -70,8 +75,10 @@ def test_a_small_run_writes_its_results_and_resumes(script, tmp_path):
     # continuing a run with another G would mix two settings in one curve: refused, and the curve is kept
     with pytest.raises(ValueError, match="gradient_steps=1, this call asks for 2"):
         script.main([*common, "--steps", "120", "--gradient-steps", "2", "--out", str(tmp_path), "--no-plot"])
-    with pytest.raises(ValueError, match="collect_confidently=False, this call asks for True"):  # so is another rule
-        script.main([*common, "--steps", "120", "--collect-confidently", "--out", str(tmp_path), "--no-plot"])
+    with pytest.raises(ValueError, match="collect_confidently=False, this call asks for True"):  # so is another option
+        script.main(
+            [*common, "--steps", "120", "--ibrl-option", "collect_confidently=True", "--out", str(tmp_path), "--no-plot"]
+        )
     assert rows_of(os.path.join(folder, "ibrl", "curve.csv"))[-1] == ("ibrl", 90)
     # another seed, RLPD+ only, with G = 2: no BC is trained for it, and the task folder now has both seeds
     second_seed = ["--steps", "30", "--seed", "1", "--methods", "rlpd+", "--gradient-steps", "2", "--out", str(tmp_path)]
@@ -83,12 +90,14 @@ def test_a_small_run_writes_its_results_and_resumes(script, tmp_path):
     with open(os.path.join(tmp_path, "PointGoal-v0", "summary.json")) as file:
         gathered = json.load(file)
     assert gathered["seeds"] == ["0", "1"] and gathered["curves"]["rlpd+"]["30"]["seeds"].keys() == {"0", "1"}
-    # IBRL collecting as deployed: the option reaches the model and the summary
-    third_seed = ["--steps", "30", "--seed", "2", "--methods", "ibrl", "--collect-confidently", "--out", str(tmp_path)]
+    # other IBRL options reach the model and the summary
+    options = ["--ibrl-option", "collect_confidently=True", "--ibrl-option", "demo_fraction=0.5"]
+    third_seed = ["--steps", "30", "--seed", "2", "--methods", "ibrl", *options, "--out", str(tmp_path)]
     folder = script.main([*common, *third_seed, "--no-plot"])
-    assert IBRL.load(os.path.join(folder, "ibrl", "model.zip")).collect_confidently is True
+    model = IBRL.load(os.path.join(folder, "ibrl", "model.zip"))
+    assert model.collect_confidently is True and model.demo_fraction == 0.5
     with open(os.path.join(folder, "summary.json")) as file:
-        assert json.load(file)["rl_settings"]["collect_confidently"] is True
+        assert json.load(file)["ibrl_options"] == dict(collect_confidently=True, demo_fraction=0.5)
 
 
 def test_the_task_folder_gathers_the_seeds(script, tmp_path):

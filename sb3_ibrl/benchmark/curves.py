@@ -4,6 +4,7 @@ A benchmark's ``results.csv`` read back as curves: ``{task: {method: {seed: [(en
 
 import os
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
@@ -42,3 +43,19 @@ def aligned(seeds: dict[int, list[tuple[int, dict[str, float]]]], key: str) -> t
 def kilo_steps(step: int) -> str:
     """Env steps as a short label: 2500 -> "2.5K"."""
     return f"{step / 1000:g}K"
+
+
+def seed_curves(rows: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Per method and evaluation step: the mean, std and per-seed success of the rows (one or several seeds)."""
+    per_step: dict[str, dict[int, dict[str, float]]] = {}
+    for row in rows:
+        by_seed = per_step.setdefault(row["method"], {}).setdefault(int(row["env_steps"]), {})
+        by_seed[str(row["seed"])] = float(row["success_rate"])
+    return {
+        method: {
+            step: dict(mean=float(np.mean(list(by_seed.values()))), std=float(np.std(list(by_seed.values()))),
+                       seeds=by_seed)
+            for step, by_seed in sorted(steps.items())
+        }
+        for method, steps in per_step.items()
+    }  # fmt: skip
