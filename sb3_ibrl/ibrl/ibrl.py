@@ -97,7 +97,8 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
         observations, 0 for images (:mod:`sb3_ibrl.ibrl.defaults`)
     :param collect_confidently: collect data as deployed: the actor proposal while training also keeps the IL action
         unless the critics agree (``proposal_confidence``) that the noisy RL action is better, until the hybrid has
-        matched its IL policy. ``False``: the paper's choice (greedy, or ``proposal_beta``'s soft one)
+        matched its IL policy. ``False``: the paper's choice (greedy, or ``proposal_beta``'s soft one). Measured worse on
+        Assembly and Lift from states (README, "State tasks with a pixel IL policy")
     :param bootstrap_beta: ``None``: bootstrap from the max of the two proposals (paper); else the inverse temperature
         of a soft choice between them (the release uses 10 for state tasks)
     :param proposal_critic: score the actor proposal with the ``"online"`` critics (paper) or ``"target"`` (release)
