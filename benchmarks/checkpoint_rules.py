@@ -21,7 +21,6 @@ evaluated so far, so the seeds can be evaluated by one call each, at once; it pr
 """
 
 import argparse
-import csv
 import importlib.util
 import os
 import time
@@ -96,31 +95,17 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
                    eval_seconds=round(time.perf_counter() - start, 1))  # fmt: skip
         print(f"[{args.task} seed {seed} at {model.num_timesteps}] {way:>9}: success {success:.3f} over {args.episodes}")
         rows.append(done.setdefault(key, row))
-    write_rows(os.path.join(folder, "checkpoint_rules.csv"), rows)
+    spi.write_curve(os.path.join(folder, "checkpoint_rules.csv"), rows, FIELDS)  # atomic
     return rows
 
 
-def write_rows(path: str, rows: list[dict[str, Any]]) -> None:
-    """Write the rows as a CSV, through a temporary file (an interrupted write leaves the old file whole)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def gather(out: str, task: str) -> str:
+def gather(out: str, task: str, spi: Any) -> str:
     """The task's ``checkpoint_rules.csv``: the rows of every seed evaluated so far (one call per seed may run at once)."""
-    task_dir, rows = os.path.join(out, task), []
+    task_dir = os.path.join(out, task)
     seeds = sorted(int(name[len("seed_") :]) for name in os.listdir(task_dir) if name.startswith("seed_"))
-    for seed in seeds:
-        path = os.path.join(task_dir, f"seed_{seed}", "checkpoint_rules.csv")
-        if os.path.exists(path):
-            with open(path, newline="") as file:
-                rows.extend(csv.DictReader(file))
+    rows = [row for seed in seeds for row in spi.read_curve(os.path.join(task_dir, f"seed_{seed}", "checkpoint_rules.csv"))]
     path = os.path.join(task_dir, "checkpoint_rules.csv")
-    write_rows(path, rows)
+    spi.write_curve(path, rows, FIELDS)
     return path
 
 
@@ -144,7 +129,7 @@ def main(argv: Optional[list[str]] = None) -> str:
     th.set_num_threads(1)
     spi = _state_pixel_il()
     rows = [row for seed in args.seeds for row in evaluate_seed(args, seed, spi)]
-    path = gather(args.out, args.task)
+    path = gather(args.out, args.task, spi)
     for way in args.ways:
         rates = [row["success_rate"] for row in rows if row["way"] == way]
         print(f"{way:>9}: mean {np.mean(rates):.3f} over seeds {args.seeds} ({', '.join(f'{r:.2f}' for r in rates)})")

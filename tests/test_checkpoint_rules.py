@@ -64,7 +64,7 @@ def test_seeds_evaluated_apart_are_gathered(tmp_path):
     os.makedirs(os.path.join(task_dir, "seed_7"))
     other = dict(task="PointGoal-v0", seed=7, env_steps=40, way="rl", episodes=3, success_rate=0.5,
                  mean_episode_length=9.0, eval_seconds=1.0)  # fmt: skip
-    rules.write_rows(os.path.join(task_dir, "seed_7", "checkpoint_rules.csv"), [other])
+    spi.write_curve(os.path.join(task_dir, "seed_7", "checkpoint_rules.csv"), [other], rules.FIELDS)
     path = rules.main([*common, "--seeds", "0", "--episodes", "1", "--ways", "rl", "il"])
     with open(path, newline="") as file:
         rows = list(csv.DictReader(file))
