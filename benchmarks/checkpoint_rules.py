@@ -9,12 +9,15 @@ episodes first) as
 - ``deployed``: the hybrid as the run deploys it (confident until it matched its IL policy, then greedy): the curve;
 - ``greedy``: the paper's actor proposal (Eq. 1), ``proposal_confidence = 0``;
 - ``confident``: the run's ``proposal_confidence`` (3 for states), whether or not the hybrid matched its IL policy;
+- ``sampled``: the paper's actor proposal as while collecting data: each step scores the two actions with one random
+  pair of the critics (``predict(deterministic=False)``, torch seeded for each evaluation), without exploration noise;
 - ``rl``: the RL actor alone;
 - ``il``: the IL policy alone (the BC policy on its image).
 
 The deployed hybrid is the greedy or the confident one, so its result is that way's, not evaluated again. Each seed's
 rows go to ``seed_<n>/checkpoint_rules.csv`` and the task's ``<out>/<task>/checkpoint_rules.csv`` gathers every seed
-evaluated so far, so the seeds can be evaluated by one call each, at once; it prints the mean over ``--seeds``.
+evaluated so far, so the seeds can be evaluated by one call each, at once; it prints the mean over ``--seeds``. A call
+with some ``--ways`` replaces those ways' rows of the same checkpoint and keeps the others.
 
     OMP_NUM_THREADS=1 MUJOCO_GL=egl python benchmarks/checkpoint_rules.py --task Lift-state-v0 --seeds 0 1 2 \\
         --episodes 100 --out benchmarks/results/state_pixel_il/g1_rerun
@@ -32,7 +35,7 @@ import torch as th
 from sb3_ibrl import IBRL
 from sb3_ibrl.common.evaluation import evaluate_policy_success
 
-WAYS = ("deployed", "greedy", "confident", "rl", "il")
+WAYS = ("deployed", "greedy", "confident", "sampled", "rl", "il")
 FIELDS = ["task", "seed", "env_steps", "way", "episodes", "success_rate", "mean_episode_length", "eval_seconds"]
 
 
@@ -59,13 +62,17 @@ def actors(model: IBRL, bc: Any, key: str) -> dict[str, tuple[Optional[float], C
         "deployed": (None, hybrid),
         "greedy": (0.0, hybrid),
         "confident": (configured, hybrid),
+        "sampled": (0.0, lambda obs: model.predict(obs, deterministic=False)[0]),
         "rl": (None, lambda obs: model.predict(obs, deterministic=True, rl_only=True)[0]),
         "il": (None, lambda obs: bc.predict(obs[key], deterministic=True)[0]),
     }
 
 
 def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[str, Any]]:
-    """The rows of one seed: every way of acting on the same ``--episodes`` episodes."""
+    """
+    The rows of one seed: each of ``--ways`` on the same ``--episodes`` episodes, beside the other ways' rows of the same
+    checkpoint from earlier calls (a row of an older checkpoint is dropped).
+    """
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     folder = os.path.join(args.out, args.task, f"seed_{seed}")
@@ -83,6 +90,7 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
             continue
         deployed = model.policy.proposal_confidence if confidence is None else confidence
         key = ("hybrid" if way in ("deployed", "greedy", "confident") else way, float(deployed))
+        th.manual_seed(spi.EVAL_SEED)  # the sampled way's random critic pairs: the same draws at every call
         if key in done:  # deterministic acts on the same episodes: the same result, not evaluated again
             rows.append({**done[key], "way": way, "eval_seconds": 0.0})
             print(f"[{args.task} seed {seed}] {way:>9}: as {done[key]['way']} (confidence {deployed:g})")
@@ -95,7 +103,14 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
                    eval_seconds=round(time.perf_counter() - start, 1))  # fmt: skip
         print(f"[{args.task} seed {seed} at {model.num_timesteps}] {way:>9}: success {success:.3f} over {args.episodes}")
         rows.append(done.setdefault(key, row))
-    spi.write_curve(os.path.join(folder, "checkpoint_rules.csv"), rows, FIELDS)  # atomic
+    path = os.path.join(folder, "checkpoint_rules.csv")
+    kept = [  # the other ways' rows of this checkpoint, from earlier calls
+        row
+        for row in spi.read_curve(path)
+        if int(row["env_steps"]) == model.num_timesteps and row["way"] not in {new["way"] for new in rows}
+    ]
+    rows = sorted(kept + rows, key=lambda row: WAYS.index(row["way"]))
+    spi.write_curve(path, rows, FIELDS)  # atomic
     return rows
 
 
@@ -131,7 +146,7 @@ def main(argv: Optional[list[str]] = None) -> str:
     rows = [row for seed in args.seeds for row in evaluate_seed(args, seed, spi)]
     path = gather(args.out, args.task, spi)
     for way in args.ways:
-        rates = [row["success_rate"] for row in rows if row["way"] == way]
+        rates = [float(row["success_rate"]) for row in rows if row["way"] == way]
         print(f"{way:>9}: mean {np.mean(rates):.3f} over seeds {args.seeds} ({', '.join(f'{r:.2f}' for r in rates)})")
     return path
 

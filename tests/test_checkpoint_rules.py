@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import torch as th
 
 BENCHMARKS = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks")
 
@@ -21,6 +22,7 @@ def test_options():
     rules = load("checkpoint_rules")
     args = rules.parse_args([])
     assert (args.task, args.seeds, args.episodes, args.ways) == ("Lift-state-v0", [0, 1, 2], 100, list(rules.WAYS))
+    assert rules.WAYS == ("deployed", "greedy", "confident", "sampled", "rl", "il")
     for bad in (["--episodes", "0"], ["--ways", "soft"]):
         with pytest.raises(SystemExit):
             rules.parse_args(bad)
@@ -70,9 +72,20 @@ def test_seeds_evaluated_apart_are_gathered(tmp_path):
         rows = list(csv.DictReader(file))
     assert [(row["seed"], row["way"]) for row in rows] == [("0", "rl"), ("0", "il"), ("7", "rl")]
     assert rows[2]["success_rate"] == "0.5"
-    with open(os.path.join(task_dir, "seed_0", "checkpoint_rules.csv"), newline="") as file:
-        assert [row["way"] for row in csv.DictReader(file)] == ["rl", "il"]
+    seed_csv = os.path.join(task_dir, "seed_0", "checkpoint_rules.csv")
+    with open(seed_csv, newline="") as file:
+        first = list(csv.DictReader(file))
+    assert [row["way"] for row in first] == ["rl", "il"]
     assert not any(name.endswith(".tmp") for name in os.listdir(task_dir))
+    # a later call with other ways keeps these rows of the same checkpoint, in the order of WAYS; a way evaluated
+    # again replaces its row; a row of another checkpoint (other env_steps) is dropped
+    stale = dict(first[0], way="confident", env_steps=20, success_rate=0.25)
+    spi.write_curve(seed_csv, [*first, stale], rules.FIELDS)
+    rules.main([*common, "--seeds", "0", "--episodes", "2", "--ways", "sampled", "rl"])
+    with open(seed_csv, newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["way"], row["episodes"]) for row in rows] == [("sampled", "2"), ("rl", "2"), ("il", "1")]
+    assert rows[2] == first[1]
 
 
 def test_the_ways_act_as_named(tmp_path):
@@ -97,3 +110,15 @@ def test_the_ways_act_as_named(tmp_path):
         hybrid = ways["greedy"][1](obs)
     il_action = model.policy.unscale_action(model.policy.scale_action(ways["il"][1](obs)))
     assert np.allclose(hybrid, ways["rl"][1](obs), atol=1e-5) or np.allclose(hybrid, il_action, atol=1e-5)
+    # sampled: a random critic pair per call, no exploration noise: the RL or the IL action, as predict(deterministic=False)
+    assert ways["sampled"][0] == 0.0
+    with model.policy.deployed_with(0.0):
+        sampled = []
+        for _ in range(20):
+            th.manual_seed(len(sampled))
+            expected = model.predict(obs, deterministic=False)[0]
+            th.manual_seed(len(sampled))
+            sampled.append(ways["sampled"][1](obs))
+            assert np.allclose(sampled[-1], expected)
+    for action in sampled:
+        assert np.allclose(action, ways["rl"][1](obs), atol=1e-5) or np.allclose(action, il_action, atol=1e-5)
