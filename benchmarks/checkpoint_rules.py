@@ -90,12 +90,12 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
             continue
         deployed = model.policy.proposal_confidence if confidence is None else confidence
         key = ("hybrid" if way in ("deployed", "greedy", "confident") else way, float(deployed))
-        th.manual_seed(spi.EVAL_SEED)  # the sampled way's random critic pairs: the same draws at every call
         if key in done:  # deterministic acts on the same episodes: the same result, not evaluated again
             rows.append({**done[key], "way": way, "eval_seconds": 0.0})
             print(f"[{args.task} seed {seed}] {way:>9}: as {done[key]['way']} (confidence {deployed:g})")
             continue
         start = time.perf_counter()
+        th.manual_seed(spi.EVAL_SEED)  # the sampled way's random critic pairs: the same draws at every call
         with model.policy.deployed_with(deployed):
             success, length = evaluate_policy_success(env, act, args.episodes, seed=spi.EVAL_SEED)
         row = dict(task=args.task, seed=seed, env_steps=model.num_timesteps, way=way, episodes=args.episodes,
@@ -103,11 +103,9 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
                    eval_seconds=round(time.perf_counter() - start, 1))  # fmt: skip
         print(f"[{args.task} seed {seed} at {model.num_timesteps}] {way:>9}: success {success:.3f} over {args.episodes}")
         rows.append(done.setdefault(key, row))
-    path = os.path.join(folder, "checkpoint_rules.csv")
+    path, evaluated = os.path.join(folder, "checkpoint_rules.csv"), {row["way"] for row in rows}
     kept = [  # the other ways' rows of this checkpoint, from earlier calls
-        row
-        for row in spi.read_curve(path)
-        if int(row["env_steps"]) == model.num_timesteps and row["way"] not in {new["way"] for new in rows}
+        row for row in spi.read_curve(path) if int(row["env_steps"]) == model.num_timesteps and row["way"] not in evaluated
     ]
     rows = sorted(kept + rows, key=lambda row: WAYS.index(row["way"]))
     spi.write_curve(path, rows, FIELDS)  # atomic
