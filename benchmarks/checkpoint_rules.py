@@ -15,9 +15,11 @@ episodes first) as
 - ``il``: the IL policy alone (the BC policy on its image).
 
 The deployed hybrid is the greedy or the confident one, so its result is that way's, not evaluated again. Each seed's
-rows go to ``seed_<n>/checkpoint_rules.csv`` and the task's ``<out>/<task>/checkpoint_rules.csv`` gathers every seed
-evaluated so far, so the seeds can be evaluated by one call each, at once; it prints the mean over ``--seeds``. A call
-with some ``--ways`` replaces those ways' rows of the same checkpoint and keeps the others.
+rows go to ``seed_<n>/checkpoint_rules.csv``, one row per episode to ``seed_<n>/checkpoint_episodes.csv`` (success,
+length and, on robosuite tasks, where the object started: ``x``, ``y`` and heading, to see *where* a way fails), and
+the task's ``<out>/<task>/checkpoint_rules.csv`` gathers every seed evaluated so far, so the seeds can be evaluated by
+one call each, at once; it prints the mean over ``--seeds`` (and the success by the object's start heading). A call
+with some ``--ways`` replaces those ways' rows of the same checkpoint (and episodes) and keeps the others.
 
     OMP_NUM_THREADS=1 MUJOCO_GL=egl python benchmarks/checkpoint_rules.py --task Lift-state-v0 --seeds 0 1 2 \\
         --episodes 100 --out benchmarks/results/state_pixel_il/g1_rerun
@@ -33,10 +35,13 @@ import numpy as np
 import torch as th
 
 from sb3_ibrl import IBRL
-from sb3_ibrl.common.evaluation import evaluate_policy_success
+from sb3_ibrl.common.evaluation import EpisodeOutcome, evaluate_episodes
+from sb3_ibrl.demos.experts import yaw_of
+from sb3_ibrl.envs.robosuite_envs import RobosuiteEnv
 
 WAYS = ("deployed", "greedy", "confident", "sampled", "rl", "il")
 FIELDS = ["task", "seed", "env_steps", "way", "episodes", "success_rate", "mean_episode_length", "eval_seconds"]
+EPISODE_FIELDS = ["task", "seed", "env_steps", "way", "episode", "success", "length", "object_x", "object_y", "object_yaw_deg"]
 
 
 def _state_pixel_il() -> Any:
@@ -68,6 +73,31 @@ def actors(model: IBRL, bc: Any, key: str) -> dict[str, tuple[Optional[float], C
     }
 
 
+def object_start(env: Any, outcome: EpisodeOutcome) -> dict[str, Any]:
+    """
+    Where the episode's object started: on a robosuite task, its ``x``, ``y`` (m) and heading (degrees, in
+    ``[-180, 180)``) from the reset's ``info["state"]`` (object position and ``xyzw`` quaternion first); else blanks.
+    """
+    state = outcome.start_info.get("state")
+    if not isinstance(env.unwrapped, RobosuiteEnv) or state is None:
+        return dict(object_x="", object_y="", object_yaw_deg="")
+    yaw = (np.degrees(yaw_of(np.asarray(state[3:7]))) + 180.0) % 360.0 - 180.0
+    return dict(object_x=round(float(state[0]), 4), object_y=round(float(state[1]), 4), object_yaw_deg=round(float(yaw), 1))
+
+
+def success_by_heading(rows: list[dict[str, Any]], period: float, bins: int) -> list[tuple[float, int, int]]:
+    """
+    Success of episode rows by the object's start heading, folded into ``[0, period)`` (90: a cube looks the same turned
+    by a quarter), in ``bins`` equal bins: ``(bin start, successes, episodes)`` per bin.
+    """
+    counts = np.zeros((bins, 2), dtype=int)
+    for row in rows:
+        if row["object_yaw_deg"] != "":
+            index = min(int(float(row["object_yaw_deg"]) % period / period * bins), bins - 1)
+            counts[index] += (int(row["success"]), 1)
+    return [(i * period / bins, int(won), int(total)) for i, (won, total) in enumerate(counts)]
+
+
 def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[str, Any]]:
     """
     The rows of one seed: each of ``--ways`` on the same ``--episodes`` episodes, beside the other ways' rows of the same
@@ -84,6 +114,7 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
     model = IBRL.load(model_path, env=env, device="cpu")
     bc = ActorCriticPolicy.load(bc_path, device="cpu")
     rows: list[dict[str, Any]] = []
+    episodes: dict[str, list[dict[str, Any]]] = {}  # each evaluated way's episode rows
     done: dict[tuple[str, float], dict[str, Any]] = {}  # the hybrid under one confidence acts the same whatever its name
     for way, (confidence, act) in actors(model, bc, spi.il_key(args.task, args.camera)).items():
         if way not in args.ways:
@@ -92,23 +123,36 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
         key = ("hybrid" if way in ("deployed", "greedy", "confident") else way, float(deployed))
         if key in done:  # deterministic acts on the same episodes: the same result, not evaluated again
             rows.append({**done[key], "way": way, "eval_seconds": 0.0})
+            episodes[way] = [{**row, "way": way} for row in episodes[done[key]["way"]]]
             print(f"[{args.task} seed {seed}] {way:>9}: as {done[key]['way']} (confidence {deployed:g})")
             continue
         start = time.perf_counter()
         th.manual_seed(spi.EVAL_SEED)  # the sampled way's random critic pairs: the same draws at every call
         with model.policy.deployed_with(deployed):
-            success, length = evaluate_policy_success(env, act, args.episodes, seed=spi.EVAL_SEED)
+            outcomes = evaluate_episodes(env, act, args.episodes, seed=spi.EVAL_SEED)
+        success, length = float(np.mean([o.success for o in outcomes])), float(np.mean([o.length for o in outcomes]))
+        head = dict(task=args.task, seed=seed, env_steps=model.num_timesteps, way=way)
+        episodes[way] = [
+            {**head, "episode": i, "success": int(o.success), "length": o.length, **object_start(env, o)}
+            for i, o in enumerate(outcomes)
+        ]
         row = dict(task=args.task, seed=seed, env_steps=model.num_timesteps, way=way, episodes=args.episodes,
                    success_rate=success, mean_episode_length=round(length, 1),
                    eval_seconds=round(time.perf_counter() - start, 1))  # fmt: skip
         print(f"[{args.task} seed {seed} at {model.num_timesteps}] {way:>9}: success {success:.3f} over {args.episodes}")
         rows.append(done.setdefault(key, row))
-    path, evaluated = os.path.join(folder, "checkpoint_rules.csv"), {row["way"] for row in rows}
-    kept = [  # the other ways' rows of this checkpoint, from earlier calls
-        row for row in spi.read_curve(path) if int(row["env_steps"]) == model.num_timesteps and row["way"] not in evaluated
-    ]
-    rows = sorted(kept + rows, key=lambda row: WAYS.index(row["way"]))
-    spi.write_curve(path, rows, FIELDS)  # atomic
+    rows = _merge(spi, os.path.join(folder, "checkpoint_rules.csv"), rows, FIELDS, model.num_timesteps)
+    episode_rows = [row for way in episodes for row in episodes[way]]
+    _merge(spi, os.path.join(folder, "checkpoint_episodes.csv"), episode_rows, EPISODE_FIELDS, model.num_timesteps)
+    return rows
+
+
+def _merge(spi: Any, path: str, rows: list[dict[str, Any]], fields: list[str], env_steps: int) -> list[dict[str, Any]]:
+    """Write ``rows`` beside the other ways' rows of the same checkpoint from earlier calls (in ``WAYS`` order); return all."""
+    evaluated = {row["way"] for row in rows}
+    kept = [row for row in spi.read_curve(path) if int(row["env_steps"]) == env_steps and row["way"] not in evaluated]
+    rows = sorted(kept + rows, key=lambda row: WAYS.index(row["way"]))  # stable: episodes stay in order
+    spi.write_curve(path, rows, fields)  # atomic
     return rows
 
 
@@ -130,9 +174,14 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--ways", nargs="+", choices=WAYS, default=list(WAYS))
     parser.add_argument("--out", default="benchmarks/results/state_pixel_il")
+    parser.add_argument("--heading-period", type=float, default=90.0, help="print success by the object's start heading, "
+                        "folded into [0, period) degrees (90: Lift's cube)")  # fmt: skip
+    parser.add_argument("--heading-bins", type=int, default=6)
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
+    if not args.heading_period > 0 or args.heading_bins < 1:
+        parser.error(f"--heading-period must be > 0 and --heading-bins >= 1, got {args.heading_period}, {args.heading_bins}")
     return args
 
 
@@ -146,6 +195,15 @@ def main(argv: Optional[list[str]] = None) -> str:
     for way in args.ways:
         rates = [float(row["success_rate"]) for row in rows if row["way"] == way]
         print(f"{way:>9}: mean {np.mean(rates):.3f} over seeds {args.seeds} ({', '.join(f'{r:.2f}' for r in rates)})")
+        episodes = [
+            row
+            for seed in args.seeds
+            for row in spi.read_curve(os.path.join(args.out, args.task, f"seed_{seed}", "checkpoint_episodes.csv"))
+            if row["way"] == way
+        ]
+        by_heading = success_by_heading(episodes, args.heading_period, args.heading_bins)
+        if any(total for _, _, total in by_heading):
+            print(" " * 11 + "by start heading: " + ", ".join(f"{start:g}+ {won}/{total}" for start, won, total in by_heading))
     return path
 
 

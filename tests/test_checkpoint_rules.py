@@ -53,6 +53,45 @@ def test_every_way_of_a_small_run(tmp_path):
     assert len(same) == 1 and float(rows["deployed"]["eval_seconds"]) > 0
     for field in ("success_rate", "mean_episode_length", "episodes", "env_steps"):
         assert rows[same[0]][field] == rows["deployed"][field]
+    # one row per episode and way, which add up to the way's row; PointGoal has no robosuite object: blank start
+    with open(os.path.join(tmp_path, "PointGoal-v0", "seed_0", "checkpoint_episodes.csv"), newline="") as file:
+        episodes = list(csv.DictReader(file))
+    assert [(row["way"], row["episode"]) for row in episodes] == [(way, str(i)) for way in rules.WAYS for i in range(2)]
+    for way, row in rows.items():
+        mine = [episode for episode in episodes if episode["way"] == way]
+        assert np.mean([int(episode["success"]) for episode in mine]) == float(row["success_rate"])
+        assert np.isclose(np.mean([int(episode["length"]) for episode in mine]), float(row["mean_episode_length"]), atol=0.05)
+        assert {episode["object_yaw_deg"] for episode in mine} == {""} and {episode["env_steps"] for episode in mine} == {"40"}
+    assert [e["length"] for e in episodes if e["way"] == same[0]] == [e["length"] for e in episodes if e["way"] == "deployed"]
+
+
+def test_where_the_object_started():
+    from sb3_ibrl.common.evaluation import EpisodeOutcome
+    from sb3_ibrl.envs.robosuite_envs import RobosuiteEnv
+
+    rules = load("checkpoint_rules")
+
+    class Wrapped:  # a robosuite env under a wrapper (not built: only its type is read)
+        unwrapped = RobosuiteEnv.__new__(RobosuiteEnv)
+
+    def outcome(x, y, yaw_deg):
+        half = np.radians(yaw_deg) / 2
+        return EpisodeOutcome(True, 30, {"state": np.array([x, y, 0.82, 0.0, 0.0, np.sin(half), np.cos(half), 0.5])})
+
+    expected = dict(object_x=0.012, object_y=-0.027, object_yaw_deg=30.0)
+    assert rules.object_start(Wrapped(), outcome(0.012, -0.027, 30.0)) == expected
+    assert rules.object_start(Wrapped(), outcome(0.0, 0.0, 200.0))["object_yaw_deg"] == -160.0
+    assert rules.object_start(Wrapped(), EpisodeOutcome(False, 5, {}))["object_x"] == ""
+
+    class Other:
+        unwrapped = object()
+
+    assert rules.object_start(Other(), outcome(0.1, 0.1, 10.0)) == dict(object_x="", object_y="", object_yaw_deg="")
+    # success by heading, folded into [0, 90): -30 and 60 fall in one bin, 95 in the first, blanks are left out
+    folded = [("-30.0", 1), ("60.0", 0), ("95.0", 1), ("44.9", 0), ("", 1)]
+    rows = [dict(object_yaw_deg=yaw, success=won) for yaw, won in folded]
+    assert rules.success_by_heading(rows, 90.0, 2) == [(0.0, 1, 2), (45.0, 1, 2)]
+    assert rules.success_by_heading(rows, 90.0, 3) == [(0.0, 1, 1), (30.0, 0, 1), (60.0, 1, 2)]
 
 
 def test_seeds_evaluated_apart_are_gathered(tmp_path):
@@ -86,6 +125,9 @@ def test_seeds_evaluated_apart_are_gathered(tmp_path):
         rows = list(csv.DictReader(file))
     assert [(row["way"], row["episodes"]) for row in rows] == [("sampled", "2"), ("rl", "2"), ("il", "1")]
     assert rows[2] == first[1]
+    with open(os.path.join(task_dir, "seed_0", "checkpoint_episodes.csv"), newline="") as file:
+        episodes = [(row["way"], row["episode"]) for row in csv.DictReader(file)]
+    assert episodes == [("sampled", "0"), ("sampled", "1"), ("rl", "0"), ("rl", "1"), ("il", "0")]
 
 
 def test_the_ways_act_as_named(tmp_path):

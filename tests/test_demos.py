@@ -95,3 +95,27 @@ def test_bc_trained_with_imitation_as_il_policy(tmp_path):
     bc.policy.save(tmp_path / "bc_policy.pth")
     from_file = IBRL("MlpPolicy", "Pendulum-v1", il_policy=str(tmp_path / "bc_policy.pth"), policy_kwargs=dict(net_arch=[8]))
     assert th.allclose(from_file.il_policy(obs), expected, atol=1e-6)
+
+
+def test_evaluation_episodes_add_up_to_the_success_rate():
+    import gymnasium as gym
+
+    from sb3_ibrl.common.evaluation import evaluate_episodes, evaluate_policy_success
+    from sb3_ibrl.envs.point_goal import PointGoalExpert
+
+    env = gym.make("PointGoal-v0", obs_mode="state_pixel")
+
+    def act_fn():  # a new expert each time: its noise starts over
+        expert = PointGoalExpert(seed=0)
+        return lambda obs: expert(obs["state"])
+
+    outcomes = evaluate_episodes(env, act_fn(), 6, seed=5)
+    rate, length = evaluate_policy_success(env, act_fn(), 6, seed=5)
+    assert rate == np.mean([o.success for o in outcomes]) and length == np.mean([o.length for o in outcomes])
+    assert 0 < rate <= 1 and all(o.length >= 1 for o in outcomes)
+    # each episode's reset info: the first one is the seeded reset's, the others differ
+    first, _ = env.reset(seed=5)
+    np.testing.assert_array_equal(outcomes[0].start_info["state"], first["state"])
+    assert not np.array_equal(outcomes[1].start_info["state"], outcomes[0].start_info["state"])
+    with pytest.raises(ValueError, match="n_episodes"):
+        evaluate_episodes(env, act_fn(), 0)

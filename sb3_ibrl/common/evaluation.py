@@ -4,7 +4,7 @@ a policy's success rate. Generic: they work with any gymnasium env that reports
 ``info["is_success"]``.
 """
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -29,10 +29,27 @@ def _act_fn_input(obs: Any, info: dict[str, Any], act_fn_input: str) -> Any:
     return info[act_fn_input]
 
 
-def _run_episode(env: gym.Env, act_fn: ActFn, seed: Optional[int], act_fn_input: str = "obs") -> tuple[Episode, bool]:
-    """Play one episode; return it and whether it ended with ``info["is_success"]`` true."""
+class EpisodeOutcome(NamedTuple):
+    """
+    One evaluation episode.
+
+    :param success: whether it ended with ``info["is_success"]`` true
+    :param length: its number of steps
+    :param start_info: the ``info`` of its ``env.reset`` (e.g. robosuite's ``"state"``: where the objects started)
+    """
+
+    success: bool
+    length: int
+    start_info: dict[str, Any]
+
+
+def _run_episode(
+    env: gym.Env, act_fn: ActFn, seed: Optional[int], act_fn_input: str = "obs"
+) -> tuple[Episode, bool, dict[str, Any]]:
+    """Play one episode; return it, whether it ended with ``info["is_success"]`` true, and the reset's ``info``."""
     _reset_act_fn(act_fn)
     obs, info = env.reset(seed=seed)
+    start_info = dict(info)
     observations, actions, rewards = [obs], [], []
     terminated = truncated = False
     while not (terminated or truncated):
@@ -42,7 +59,7 @@ def _run_episode(env: gym.Env, act_fn: ActFn, seed: Optional[int], act_fn_input:
         actions.append(np.asarray(action, dtype=np.float32).reshape(-1))
         rewards.append(float(reward))
     episode = Episode(obs=stack_obs(observations), acts=np.stack(actions), rews=np.asarray(rewards), terminal=bool(terminated))
-    return episode, bool(info.get("is_success", False))
+    return episode, bool(info.get("is_success", False)), start_info
 
 
 def record_episodes(
@@ -76,7 +93,7 @@ def record_episodes(
     episodes: list[Episode] = []
     attempts = 0
     while len(episodes) < n_episodes and attempts < max_attempts:
-        episode, success = _run_episode(env, act_fn, seed if attempts == 0 else None, act_fn_input)
+        episode, success, _ = _run_episode(env, act_fn, seed if attempts == 0 else None, act_fn_input)
         attempts += 1
         if success or not successful_only:
             episodes.append(episode)
@@ -86,6 +103,25 @@ def record_episodes(
             f"{attempts} attempts: the policy rarely succeeds (check it, or raise max_attempts)"
         )
     return episodes
+
+
+def evaluate_episodes(env: gym.Env, act_fn: ActFn, n_episodes: int, seed: int = 0) -> list[EpisodeOutcome]:
+    """
+    Play ``n_episodes`` evaluation episodes and report each (the episodes of :func:`evaluate_policy_success`).
+
+    :param env: the environment (with its time limit)
+    :param act_fn: maps one observation to one action (in the env's action units)
+    :param n_episodes: number of episodes
+    :param seed: seed of the first ``env.reset``
+    :return: each episode's success, length and reset ``info``
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
+    outcomes = []
+    for i in range(n_episodes):
+        episode, success, start_info = _run_episode(env, act_fn, seed if i == 0 else None)
+        outcomes.append(EpisodeOutcome(success, len(episode), start_info))
+    return outcomes
 
 
 def evaluate_policy_success(env: gym.Env, act_fn: ActFn, n_episodes: int, seed: int = 0) -> tuple[float, float]:
@@ -98,11 +134,5 @@ def evaluate_policy_success(env: gym.Env, act_fn: ActFn, n_episodes: int, seed: 
     :param seed: seed of the first ``env.reset``
     :return: the success rate and the mean episode length (over all episodes)
     """
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
-    successes, lengths = [], []
-    for i in range(n_episodes):
-        episode, success = _run_episode(env, act_fn, seed if i == 0 else None)
-        successes.append(success)
-        lengths.append(len(episode))
-    return float(np.mean(successes)), float(np.mean(lengths))
+    outcomes = evaluate_episodes(env, act_fn, n_episodes, seed)
+    return float(np.mean([o.success for o in outcomes])), float(np.mean([o.length for o in outcomes]))
