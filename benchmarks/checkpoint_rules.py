@@ -35,7 +35,7 @@ import numpy as np
 import torch as th
 
 from sb3_ibrl import IBRL
-from sb3_ibrl.common.evaluation import EpisodeOutcome, evaluate_episodes
+from sb3_ibrl.common.evaluation import EpisodeOutcome, evaluate_episodes, success_and_length
 from sb3_ibrl.demos.experts import yaw_of
 from sb3_ibrl.envs.robosuite_envs import RobosuiteEnv
 
@@ -130,14 +130,13 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
         th.manual_seed(spi.EVAL_SEED)  # the sampled way's random critic pairs: the same draws at every call
         with model.policy.deployed_with(deployed):
             outcomes = evaluate_episodes(env, act, args.episodes, seed=spi.EVAL_SEED)
-        success, length = float(np.mean([o.success for o in outcomes])), float(np.mean([o.length for o in outcomes]))
+        success, length = success_and_length(outcomes)
         head = dict(task=args.task, seed=seed, env_steps=model.num_timesteps, way=way)
         episodes[way] = [
             {**head, "episode": i, "success": int(o.success), "length": o.length, **object_start(env, o)}
             for i, o in enumerate(outcomes)
         ]
-        row = dict(task=args.task, seed=seed, env_steps=model.num_timesteps, way=way, episodes=args.episodes,
-                   success_rate=success, mean_episode_length=round(length, 1),
+        row = dict(**head, episodes=args.episodes, success_rate=success, mean_episode_length=round(length, 1),
                    eval_seconds=round(time.perf_counter() - start, 1))  # fmt: skip
         print(f"[{args.task} seed {seed} at {model.num_timesteps}] {way:>9}: success {success:.3f} over {args.episodes}")
         rows.append(done.setdefault(key, row))
@@ -192,16 +191,16 @@ def main(argv: Optional[list[str]] = None) -> str:
     spi = _state_pixel_il()
     rows = [row for seed in args.seeds for row in evaluate_seed(args, seed, spi)]
     path = gather(args.out, args.task, spi)
+    episodes = [
+        row
+        for seed in args.seeds
+        for row in spi.read_curve(os.path.join(args.out, args.task, f"seed_{seed}", "checkpoint_episodes.csv"))
+    ]
     for way in args.ways:
         rates = [float(row["success_rate"]) for row in rows if row["way"] == way]
         print(f"{way:>9}: mean {np.mean(rates):.3f} over seeds {args.seeds} ({', '.join(f'{r:.2f}' for r in rates)})")
-        episodes = [
-            row
-            for seed in args.seeds
-            for row in spi.read_curve(os.path.join(args.out, args.task, f"seed_{seed}", "checkpoint_episodes.csv"))
-            if row["way"] == way
-        ]
-        by_heading = success_by_heading(episodes, args.heading_period, args.heading_bins)
+        mine = [row for row in episodes if row["way"] == way]
+        by_heading = success_by_heading(mine, args.heading_period, args.heading_bins)
         if any(total for _, _, total in by_heading):
             print(" " * 11 + "by start heading: " + ", ".join(f"{start:g}+ {won}/{total}" for start, won, total in by_heading))
     return path

@@ -134,5 +134,12 @@ def evaluate_policy_success(env: gym.Env, act_fn: ActFn, n_episodes: int, seed: 
     :param seed: seed of the first ``env.reset``
     :return: the success rate and the mean episode length (over all episodes)
     """
-    outcomes = evaluate_episodes(env, act_fn, n_episodes, seed)
+    return success_and_length(evaluate_episodes(env, act_fn, n_episodes, seed))
+
+
+def success_and_length(outcomes: list[EpisodeOutcome]) -> tuple[float, float]:
+    """
+    :param outcomes: episodes of :func:`evaluate_episodes`
+    :return: their success rate and mean length
+    """
     return float(np.mean([o.success for o in outcomes])), float(np.mean([o.length for o in outcomes]))
