@@ -212,7 +212,8 @@ def test_state_rl_with_an_image_il_policy_learns(tmp_path):
     )
     assert model.observation_space == state_space  # the RL networks read the state ...
     assert model.replay_buffer.observations.shape[-1] == 4  # ... and only the state enters the replay buffer
-    model.learn(3000)
+    # 4000 steps: at 3000 the hybrid scored 0.70-1.00 over seeds 0-3 on one machine and 0.85+ on another (BC alone: 0.60)
+    model.learn(4000)
     assert model.replay_buffer.il_cache.cached[: model.replay_buffer.size()].all()
 
     def act(obs):  # full observations (both keys): the hybrid of RL on the state and IL on the image
