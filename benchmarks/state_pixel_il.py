@@ -19,6 +19,8 @@ Every seed has its folder (``<out>/<task>/seed_<n>``); after each call the task 
 
 Resumable: every stage writes its results as it goes (``bc.json``, ``<method>/curve.csv`` after every evaluation, with a
 checkpoint of the model and replay buffer); a second call skips what is done and continues a run to ``--steps``.
+``bc.json`` also keeps fingerprints of the demos and BC weights and the machine's facts (``fingerprints.py``), so that
+``bc_fingerprint_check.py`` can tell on another machine whether it records the same demos and trains the same BC.
 
 The README's run (Lift, 3 seeds, 50K env steps; about 4 minutes of BC and 30-50 minutes of IBRL per seed on one core):
 
@@ -30,10 +32,10 @@ The README's run (Lift, 3 seeds, 50K env steps; about 4 minutes of BC and 30-50 
 
 import argparse
 import ast
-import csv
 import json
 import os
 import pickle
+import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -51,12 +53,15 @@ from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.envs import POINT_GOAL_IBRL_SETTINGS, PointGoalExpert
 from sb3_ibrl.il.training import bc_action_error, save_bc_policy, train_bc
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fingerprints import demo_fingerprint, machine_facts, policy_fingerprint
+from run_files import aggregate, plot_seeds, read_curve, write_curve  # the scripts that read runs use them from here
+
 TASKS = ("Lift-state-v0", "Can-state-v0", "PointGoal-v0")
 DEFAULT_DEMOS = {"Lift-state-v0": 1, "Can-state-v0": 10, "PointGoal-v0": 1}
 METHODS = ("ibrl", "rlpd+")
 EVAL_SEED = 1000  # the demos are recorded from reset seeds 0, 1, ...
 SELECT_SEED = 2000  # BC's checkpoint selection (--bc-select) plays other episodes than the reported evaluations
-CURVE_FIELDS = ["task", "method", "seed", "env_steps", "success_rate", "mean_episode_length", "wall_seconds"]
 
 
 def il_key(task: str, camera: str) -> str:
@@ -175,28 +180,15 @@ def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dic
         mean_episode_length=length,
         eval_episodes=args.eval_episodes,
         eval_seconds=round(time.perf_counter() - start, 1),
+        seed=args.seed,
+        demo_seed=args.demo_seed,
+        fingerprint=dict(demos=demo_fingerprint(demos, key), bc_weights=policy_fingerprint(policy)),
+        machine=dict(machine_facts()),
     )
     with open(info_path, "w") as file:
         json.dump(info, file, indent=1)
     print(f"BC: {seconds:.0f}s training, success {success:.2f} (mean length {length:.1f})")
     return info
-
-
-def read_curve(path: str) -> list[dict[str, Any]]:
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def write_curve(path: str, rows: list[dict[str, Any]], fields: Optional[list[str]] = None) -> None:
-    """Write the rows (columns: ``fields``, default :data:`CURVE_FIELDS`) to a temporary file, then replace ``path``."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=fields or CURVE_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def make_method(method: str, args: argparse.Namespace, env: gym.Env, demos: list[Episode], bc_path: str) -> Any:
@@ -306,54 +298,6 @@ def summarize(
         plot_seeds(os.path.join(folder, "success.png"), seed_curves(rows), args.task, 1)
 
 
-def aggregate(task_folder: str, no_plot: bool = False) -> dict[str, Any]:
-    """
-    Gather every ``seed_*`` folder of a task: ``results.csv`` (all rows), ``summary.json`` (per method and step: the
-    mean, std and per-seed success) and ``success.png`` (mean and std over seeds, BC's mean as a line).
-
-    :param task_folder: ``<out>/<task>``
-    :param no_plot: skip the PNG
-    :return: the summary
-    """
-    seeds = sorted(name for name in os.listdir(task_folder) if name.startswith("seed_"))
-    rows = [row for name in seeds for row in read_curve(os.path.join(task_folder, name, "results.csv"))]
-    if not rows:
-        return {}
-    write_curve(os.path.join(task_folder, "results.csv"), rows)
-    curves = seed_curves(rows)
-    summary = dict(task=rows[0]["task"], seeds=[name[len("seed_") :] for name in seeds], curves=curves)
-    with open(os.path.join(task_folder, "summary.json"), "w") as file:
-        json.dump(summary, file, indent=1)
-    if not no_plot:
-        plot_seeds(os.path.join(task_folder, "success.png"), curves, summary["task"], len(seeds))
-    return summary
-
-
-def plot_seeds(path: str, curves: dict[str, dict[int, dict[str, Any]]], task: str, n_seeds: int) -> None:
-    """Mean success over seeds with a band of one std; BC as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
-    for method, points in curves.items():
-        steps = np.array(sorted(points))
-        mean = np.array([points[step]["mean"] for step in steps])
-        std = np.array([points[step]["std"] for step in steps])
-        if method == "bc":
-            ax.axhline(mean[0], color="gray", linestyle="--", label="BC (wrist camera) alone")
-            continue
-        ax.plot(steps, mean, marker="o", label=method)
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-    title = f"{task}: state RL, pixel IL ({n_seeds} seed{'s' if n_seeds > 1 else ''})"
-    ax.set(xlabel="env steps", ylabel="success rate", ylim=(-0.03, 1.03), title=title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def ibrl_option(text: str) -> tuple[str, Any]:
     """``NAME=VALUE`` of ``--ibrl-option``: the value as a Python literal (``0.5``, ``True``, ``None``), else a string."""
     name, equals, value = text.partition("=")
@@ -404,6 +348,7 @@ def main(argv: Optional[list[str]] = None) -> str:
     """Run every stage that is not done yet; return the task's result folder."""
     args = parse_args(argv)
     th.set_num_threads(args.torch_threads)
+    machine_facts()  # before any env renders (see its docstring); bc.json keeps them
     folder = os.path.join(args.out, args.task, f"seed_{args.seed}")
     os.makedirs(folder, exist_ok=True)
     demos = load_or_record_demos(args, folder)
