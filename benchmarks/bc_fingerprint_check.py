@@ -95,7 +95,7 @@ def check(folder: str, train: bool = False) -> dict[str, Any]:
     if "fingerprint" in bc:
         expected, source = bc["fingerprint"], "bc.json"
     elif stored_demos is not None and os.path.exists(os.path.join(folder, "bc_policy.zip")):
-        expected, source = files_fingerprint(folder, key), "the folder's demos.pkl and bc_policy.zip"
+        expected, source = files_fingerprint(folder, stored_demos, key), "the folder's demos.pkl and bc_policy.zip"
     else:
         raise ValueError(f"{folder}: bc.json has no fingerprint, and demos.pkl or bc_policy.zip is missing to compute one")
     fresh = spi.record(bc["task"], key, int(bc["n_demos"]), int(bc.get("demo_seed", 0)))
@@ -120,12 +120,10 @@ def check(folder: str, train: bool = False) -> dict[str, Any]:
     return report
 
 
-def files_fingerprint(folder: str, key: str) -> dict[str, Any]:
-    """The fingerprint of a folder's ``demos.pkl`` and ``bc_policy.zip``."""
+def files_fingerprint(folder: str, demos: list[Any], key: str) -> dict[str, Any]:
+    """The fingerprint of a folder's demos (read from its ``demos.pkl``) and ``bc_policy.zip``."""
     from stable_baselines3.common.policies import ActorCriticPolicy
 
-    demos = folder_demos(folder)
-    assert demos is not None
     policy = ActorCriticPolicy.load(os.path.join(folder, "bc_policy.zip"), device="cpu")
     return dict(demos=demo_fingerprint(demos, key), bc_weights=policy_fingerprint(policy))
 
@@ -136,7 +134,10 @@ def write_fingerprint(folder: str) -> dict[str, Any]:
     bc = read_json(path)
     if "fingerprint" in bc:
         raise ValueError(f"{path} already has a fingerprint")
-    bc["fingerprint"] = files_fingerprint(folder, bc["il_key"])
+    demos = folder_demos(folder)
+    if demos is None:
+        raise FileNotFoundError(f"{folder}: no demos.pkl to fingerprint")
+    bc["fingerprint"] = files_fingerprint(folder, demos, bc["il_key"])
     bc["fingerprint_machine"] = dict(machine_facts())
     with open(f"{path}.tmp", "w") as file:
         json.dump(bc, file, indent=1)

@@ -1,28 +1,17 @@
 """benchmarks/fingerprints.py and bc_fingerprint_check.py: where two machines' demos and BC part."""
 
-import importlib.util
 import json
 import os
 import pickle
-import sys
 
 import numpy as np
 import pytest
 import torch as th
-
-BENCHMARKS = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks")
-
-
-def load(name):
-    sys.path.insert(0, os.path.abspath(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCHMARKS, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_helpers import load_benchmark
 
 
 def test_digests_see_every_value_dtype_and_shape():
-    fp = load("fingerprints")
+    fp = load_benchmark("fingerprints")
     image = np.zeros((2, 3, 4, 4), dtype=np.uint8)
     base = fp.digest([image])
     assert len(base) == fp.DIGEST_CHARS and base == fp.digest([image.copy()])
@@ -40,7 +29,7 @@ def test_digests_see_every_value_dtype_and_shape():
 
 
 def test_demo_fingerprint_refuses_demos_without_the_image_key():
-    fp = load("fingerprints")
+    fp = load_benchmark("fingerprints")
     from sb3_ibrl.data.episodes import Episode
 
     episode = Episode({"state": np.zeros((3, 2), np.float32)}, np.zeros((2, 1), np.float32), np.zeros(2, np.float32))
@@ -52,7 +41,7 @@ def test_demo_fingerprint_refuses_demos_without_the_image_key():
 
 def test_a_run_keeps_its_fingerprint_and_this_machine_reproduces_it(tmp_path):
     pytest.importorskip("imitation.algorithms.bc")
-    spi, check = load("state_pixel_il"), load("bc_fingerprint_check")
+    spi, check = load_benchmark("state_pixel_il"), load_benchmark("bc_fingerprint_check")
     args = ["--task", "PointGoal-v0", "--methods", "ibrl", "--steps", "20", "--eval-every", "20", "--eval-episodes", "1"]
     folder = spi.main([*args, "--bc-batches", "3", "--bc-width", "4", "--seed", "2", "--no-plot", "--out", str(tmp_path)])
     with open(os.path.join(folder, "bc.json")) as file:

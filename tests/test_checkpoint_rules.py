@@ -1,25 +1,16 @@
 """benchmarks/checkpoint_rules.py: the last checkpoint of a state_pixel_il.py run, under each way of acting."""
 
 import csv
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 import torch as th
-
-BENCHMARKS = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks")
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(BENCHMARKS, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_helpers import load_benchmark
 
 
 def test_options():
-    rules = load("checkpoint_rules")
+    rules = load_benchmark("checkpoint_rules")
     args = rules.parse_args([])
     assert (args.task, args.seeds, args.episodes, args.ways) == ("Lift-state-v0", [0, 1, 2], 100, list(rules.WAYS))
     assert rules.WAYS == ("deployed", "greedy", "confident", "sampled", "rl", "il")
@@ -30,7 +21,7 @@ def test_options():
 
 def test_every_way_of_a_small_run(tmp_path):
     pytest.importorskip("imitation.algorithms.bc")
-    spi, rules = load("state_pixel_il"), load("checkpoint_rules")
+    spi, rules = load_benchmark("state_pixel_il"), load_benchmark("checkpoint_rules")
     common = ["--task", "PointGoal-v0", "--out", str(tmp_path)]
     with pytest.raises(FileNotFoundError, match=r"model\.zip not found"):
         rules.main([*common, "--seeds", "0", "--episodes", "1"])
@@ -69,7 +60,7 @@ def test_where_the_object_started():
     from sb3_ibrl.common.evaluation import EpisodeOutcome
     from sb3_ibrl.envs.robosuite_envs import RobosuiteEnv
 
-    rules = load("checkpoint_rules")
+    rules = load_benchmark("checkpoint_rules")
 
     class Wrapped:  # a robosuite env under a wrapper (not built: only its type is read)
         unwrapped = RobosuiteEnv.__new__(RobosuiteEnv)
@@ -96,7 +87,7 @@ def test_where_the_object_started():
 
 def test_seeds_evaluated_apart_are_gathered(tmp_path):
     pytest.importorskip("imitation.algorithms.bc")
-    spi, rules = load("state_pixel_il"), load("checkpoint_rules")
+    spi, rules = load_benchmark("state_pixel_il"), load_benchmark("checkpoint_rules")
     common = ["--task", "PointGoal-v0", "--out", str(tmp_path)]
     spi.main([*common, "--steps", "40", "--eval-every", "40", "--eval-episodes", "1", "--bc-batches", "2", "--bc-width", "4",
               "--methods", "ibrl", "--no-plot"])  # fmt: skip
@@ -132,7 +123,7 @@ def test_seeds_evaluated_apart_are_gathered(tmp_path):
 
 def test_the_ways_act_as_named(tmp_path):
     pytest.importorskip("imitation.algorithms.bc")
-    spi, rules = load("state_pixel_il"), load("checkpoint_rules")
+    spi, rules = load_benchmark("state_pixel_il"), load_benchmark("checkpoint_rules")
     spi.main(["--task", "PointGoal-v0", "--out", str(tmp_path), "--steps", "40", "--eval-every", "40", "--eval-episodes",
               "1", "--bc-batches", "2", "--bc-width", "4", "--methods", "ibrl", "--no-plot"])  # fmt: skip
     from stable_baselines3.common.policies import ActorCriticPolicy

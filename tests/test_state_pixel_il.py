@@ -1,24 +1,19 @@
 """benchmarks/state_pixel_il.py (state RL, pixel IL): its options, and a small resumable run on PointGoal-v0."""
 
 import csv
-import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
+from benchmark_helpers import load_benchmark
 
 from sb3_ibrl import IBRL
-
-SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "state_pixel_il.py")
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("state_pixel_il", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("state_pixel_il")
 
 
 def test_options(script):

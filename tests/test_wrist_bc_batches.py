@@ -1,22 +1,17 @@
 """benchmarks/wrist_bc_batches.py: BC evaluated as it trains, on PointGoal-v0 (state RL, image IL)."""
 
-import importlib.util
 import os
 import sys
 
 import numpy as np
 import pytest
-
-SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "wrist_bc_batches.py")
+from benchmark_helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def script():
     pytest.importorskip("imitation.algorithms.bc")
-    spec = importlib.util.spec_from_file_location("wrist_bc_batches", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
+    yield load_benchmark("wrist_bc_batches")
     sys.modules.pop("state_pixel_il", None)
 
 
