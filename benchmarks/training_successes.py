@@ -15,51 +15,44 @@ import os
 import sys
 from typing import Any, Optional
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run_files import write_curve
 
 FIELDS = ["task", "method", "seed", "first_step", "last_step", "episodes", "successes"]
 
 
-def episode_ends(rewards: np.ndarray, dones: np.ndarray) -> list[tuple[int, bool]]:
+def episode_ends(buffer: Any) -> list[tuple[int, bool]]:
     """
-    The episodes of one env's transitions, in the order they were collected.
+    The complete episodes of a one-env buffer (:meth:`~sb3_ibrl.data.nstep_buffer.NStepBuffer.episode_rows`), in the
+    order they were collected.
 
-    :param rewards: shape ``(n,)``
-    :param dones: shape ``(n,)``, 1 where an episode ended (terminal or time limit)
-    :return: per finished episode, the index of its last transition and whether it earned a positive reward
+    :return: per episode, the row of its last transition and whether it earned a positive reward
     """
-    ends, start = [], 0
-    for index in np.flatnonzero(dones):
-        ends.append((int(index), bool((rewards[start : index + 1] > 0).any())))
-        start = index + 1
-    return ends
+    return [(int(rows[-1]), bool((buffer.rewards[rows, 0] > 0).any())) for rows in buffer.episode_rows()]
 
 
-def stored_transitions(buffer: Any, path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Rewards and dones of a one-env buffer that never wrapped around, in the order they were collected."""
+def check_buffer(buffer: Any, path: str) -> None:
+    """Refuse what the counts cannot read: another kind of buffer, one of several envs, or one that wrapped around."""
+    if not hasattr(buffer, "episode_rows"):
+        raise ValueError(f"{path} holds a {type(buffer).__name__}, not an sb3-ibrl replay buffer (NStepBuffer)")
     if buffer.n_envs != 1:
         raise ValueError(f"{path}: the buffer holds {buffer.n_envs} envs; this script reads one-env runs")
     if buffer.full:
         raise ValueError(f"{path}: the buffer wrapped around ({buffer.buffer_size} transitions), so its oldest episodes "
                          "are gone and the counts would miss them")  # fmt: skip
-    return buffer.rewards[: buffer.pos, 0], buffer.dones[: buffer.pos, 0]
 
 
-def window_counts(ends: list[tuple[int, bool]], first_step: int, n_steps: int, window: int) -> list[dict[str, int]]:
+def window_counts(ends: list[tuple[int, bool]], n_steps: int, window: int) -> list[dict[str, int]]:
     """
     Episodes and successes per window of env steps.
 
-    :param ends: :func:`episode_ends` (indices into the stored transitions)
-    :param first_step: the env step of the first stored transition (steps count from 0)
+    :param ends: :func:`episode_ends` (rows of a buffer that never wrapped around: the row is the env step)
     :param n_steps: the env steps of the run (the last window may be shorter)
     :param window: env steps per window
     """
     rows = []
     for start in range(0, n_steps, window):
-        inside = [success for index, success in ends if start <= first_step + index < start + window]
+        inside = [success for index, success in ends if start <= index < start + window]
         rows.append(dict(first_step=start, last_step=min(start + window, n_steps) - 1, episodes=len(inside),
                          successes=sum(inside)))  # fmt: skip
     return rows
@@ -72,8 +65,9 @@ def seed_rows(folder: str, method: str, window: int) -> list[dict[str, Any]]:
     path = os.path.join(folder, method, "buffer.pkl")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: the run saves its buffer at each evaluation unless --no-checkpoint")
-    rewards, dones = stored_transitions(load_from_pkl(path), path)
-    return window_counts(episode_ends(rewards, dones), 0, len(rewards), window)
+    buffer = load_from_pkl(path)
+    check_buffer(buffer, path)
+    return window_counts(episode_ends(buffer), buffer.pos, window)
 
 
 def main(argv: Optional[list[str]] = None) -> list[dict[str, Any]]:

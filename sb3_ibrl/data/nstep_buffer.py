@@ -368,7 +368,7 @@ class NStepBuffer(ReplayBuffer):
             self.observations = snapshot(self.observations, device)
             self.final_observations = {key: snapshot(value, device) for key, value in self.final_observations.items()}
 
-    def _episode_rows(self) -> list[np.ndarray]:
+    def episode_rows(self) -> list[np.ndarray]:
         """The rows of each complete episode held (env 0, in row order, from a buffer that has not wrapped around)."""
         size = self.size()
         ends = np.flatnonzero(self.dones[:size, 0] | self.breaks[:size, 0])
@@ -385,7 +385,7 @@ class NStepBuffer(ReplayBuffer):
         break (transitions added out of sequence) belong to no complete episode and are left out.
         """
         episodes = []
-        for rows in self._episode_rows():
+        for rows in self.episode_rows():
             frames = [to_numpy(gather(self.observations, (row, 0))) for row in rows]
             obs = stack_obs([*frames, to_numpy(self.final_observations[(rows[-1], 0)])])
             terminal = not bool(self.timeouts[rows[-1], 0])
@@ -397,5 +397,5 @@ class NStepBuffer(ReplayBuffer):
         cache = self.il_cache
         return [
             cache.actions[rows, 0] if cache is not None and cache.cached[rows, 0].all() else None
-            for rows in self._episode_rows()
+            for rows in self.episode_rows()
         ]
