@@ -16,11 +16,14 @@
 #   SPEED_ARGS (pixel_speed.py options; default: the paper ViT, ResNet-18 IL, baseline / IL cache / device replay / bf16;
 #     torch.compile variants take minutes to compile: give them a call of their own, e.g.
 #     SPEED_ARGS="--encoders paper-vit --speedups baseline cache-il device-replay bf16 compile cudagraphs --il resnet18 --updates 200")
+#   STAGES ("headline speed tests": which stages run, in that order)  SPEED_SECONDS (120: the speed stage's limit)
 # The headline stops in time and saves a checkpoint; RUN_DIR is an ignored folder of the tree, which the device machine
 # keeps while it stays warm: the same call again (at once) continues a partial run.
 #
-# Writes into $OUT (flat, 7 files): env.txt (nvidia-smi, kit, torch), headline.log, headline.json, headline.png,
-# pixel_speed.json, pixel_speed.log, test_cuda.txt.
+# Writes into $OUT (flat, 8 files): env.txt (nvidia-smi, kit, torch), headline.log, headline.json, headline.png,
+# pixel_speed.json, pixel_speed.log, pixel_profile.txt (pixel_speed.py --profile: GPU busy share, kernels, syncs and
+# top ops per update of each configuration), test_cuda.txt (pytest -v; stopped by SIGINT at its limit, so that the
+# failures so far are still reported).
 set -u
 start=$SECONDS
 budget=${BUDGET:-570}
@@ -31,6 +34,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 TASK=${TASK:-Lift-pixel-v0}
 STEPS=${STEPS:-20000}
 RUN_DIR=${RUN_DIR:-runs/gpu-headline}
+STAGES=${STAGES:-headline speed tests}
+stage() { [[ " $STAGES " == *" $1 "* ]]; }
 
 # 1. Machine and kit
 {
@@ -51,7 +56,9 @@ cat "$OUT/env.txt"
 echo "[gpu_headline] setup took $((SECONDS - start)) s"
 
 # 2. The headline run
-if [ "${KIT_GL_OK:-1}" = 0 ] && [[ $TASK != PointGoal* ]]; then
+if ! stage headline; then
+  echo "[gpu_headline] headline not in STAGES ($STAGES)" | tee "$OUT/headline.log"
+elif [ "${KIT_GL_OK:-1}" = 0 ] && [[ $TASK != PointGoal* ]]; then
   echo "[gpu_headline] skipped the headline: MuJoCo cannot render through EGL here (see env.txt)" | tee "$OUT/headline.log"
 else
   limit=${HEADLINE_SECONDS:-400}
@@ -86,12 +93,14 @@ fi
 
 # 3. Update speed (no rendering needed)
 t=$(($(left) - 40))
-if [ "$t" -ge 30 ]; then
-  [ "$t" -gt 120 ] && t=120
+if ! stage speed; then
+  echo "[gpu_headline] speed not in STAGES ($STAGES)" | tee "$OUT/pixel_speed.log"
+elif [ "$t" -ge 30 ]; then
+  [ "$t" -gt "${SPEED_SECONDS:-120}" ] && t=${SPEED_SECONDS:-120}
   # shellcheck disable=SC2086
   timeout -k 5 "$t" python3 -u benchmarks/pixel_speed.py --device "${DEVICE:-cuda}" ${SPEED_ARGS:---encoders paper-vit \
     --speedups baseline cache-il device-replay bf16 --il resnet18 --updates 100 --no-td3} --out "$OUT/pixel_speed.json" \
-    >"$OUT/pixel_speed.log" 2>&1
+    --profile "$OUT/pixel_profile.txt" >"$OUT/pixel_speed.log" 2>&1
   echo "[gpu_headline] pixel_speed exit status $? after $((SECONDS - start)) s"
   cat "$OUT/pixel_speed.log"
 else
@@ -100,13 +109,17 @@ fi
 
 # 4. CUDA tests
 t=$(($(left) - 5))
-if [ ! -f tests/test_cuda.py ]; then
+if ! stage tests; then
+  echo "tests not in STAGES ($STAGES)" >"$OUT/test_cuda.txt"
+elif [ ! -f tests/test_cuda.py ]; then
   echo "tests/test_cuda.py is missing: skipped" >"$OUT/test_cuda.txt"
 elif [ "$t" -lt 20 ]; then
   echo "no time left for tests/test_cuda.py" >"$OUT/test_cuda.txt"
 else
-  timeout -k 5 "$t" python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py >"$OUT/test_cuda.txt" 2>&1
+  # SIGINT: pytest stops as on Ctrl-C and still prints the failures so far (with -v, every test's outcome as it ends)
+  timeout -s INT -k 10 "$t" python3 -m pytest -v -rfE --tb=short -p no:cacheprovider tests/test_cuda.py \
+    >"$OUT/test_cuda.txt" 2>&1
   echo "[gpu_headline] test_cuda exit status $? after $((SECONDS - start)) s" >>"$OUT/test_cuda.txt"
 fi
-tail -5 "$OUT/test_cuda.txt"
+grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$OUT/test_cuda.txt" | tail -40
 echo "[gpu_headline] done in $((SECONDS - start)) s; files in $OUT: $(ls "$OUT" | tr '\n' ' ')"

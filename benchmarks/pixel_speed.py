@@ -14,6 +14,11 @@ real run does. ``--speedups`` are cumulative, left to right: ``baseline`` (float
 ``cache-il`` (IL actions computed once per stored transition, not per batch), ``device-replay`` (images stored on
 the GPU), ``bf16`` (autocast), ``compile`` (``torch.compile`` of the updates),
 ``cudagraphs`` (``mode="reduce-overhead"``). The first update after a change (compilation) is not timed.
+
+``--profile FILE`` also profiles ``--profile-updates`` updates of each configuration (torch.profiler) and writes, per
+update: the wall time, the time the GPU was busy (its kernels), the kernels launched, the host-device synchronizations
+and the torch ops dispatched, with the top ops by host time and by GPU time. A GPU busy for a small share of the wall
+time means an update is bound by the host (Python and op dispatch), which ``torch.compile`` and CUDA graphs address.
 """
 
 import argparse
@@ -80,6 +85,53 @@ def updates_per_second(model: Any, updates: int, batch_size: int) -> float:
     return updates / (time.perf_counter() - start)
 
 
+SYNC_EVENTS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")
+LAUNCH_EVENTS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaGraphLaunch")
+
+
+def profile_updates(model: Any, updates: int, batch_size: int) -> tuple[dict[str, float], str]:
+    """
+    Profile ``updates`` updates: where an update's time goes.
+
+    :return: per update, ``wall_ms``, ``gpu_busy_ms`` (the sum of its kernels' times), ``gpu_busy_share`` (of the wall
+        time), ``kernels``, ``launches`` (kernel and graph launches by the host), ``syncs`` (the host waiting for the
+        GPU), ``items`` (``.item()`` calls on any device: on a CUDA tensor each waits) and ``torch_ops`` (``aten`` ops
+        dispatched); and the tables of the top ops by host time and by GPU time
+    """
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = model.device.type == "cuda"
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    model.train(gradient_steps=1, batch_size=batch_size)  # anything lazy happens outside the profile
+    if cuda:
+        th.cuda.synchronize()
+    start = time.perf_counter()
+    with profile(activities=activities) as prof:
+        model.train(gradient_steps=updates, batch_size=batch_size)
+        if cuda:
+            th.cuda.synchronize()
+    wall_ms = (time.perf_counter() - start) * 1e3 / updates  # with the profiler's own overhead
+    events = prof.events()
+    kernels = [event for event in events if event.device_type == DeviceType.CUDA]
+    busy_ms = sum(event.time_range.elapsed_us() for event in kernels) / 1e3 / updates
+    summary = dict(
+        wall_ms=wall_ms,
+        gpu_busy_ms=busy_ms,
+        gpu_busy_share=busy_ms / wall_ms,
+        kernels=len(kernels) / updates,
+        launches=sum(event.name in LAUNCH_EVENTS for event in events) / updates,
+        syncs=sum(event.name in SYNC_EVENTS for event in events) / updates,
+        items=sum(event.name == "aten::_local_scalar_dense" for event in events) / updates,
+        torch_ops=sum(event.name.startswith("aten::") for event in events) / updates,
+    )
+    averages = prof.key_averages()
+    tables = averages.table(sort_by="self_cpu_time_total", row_limit=15)
+    if cuda:
+        tables += "\n" + averages.table(sort_by="self_device_time_total", row_limit=15)
+    return summary, tables
+
+
 def ibrl_model(env: gym.Env, device: str, encoder: dict[str, Any], il: str, options: dict[str, Any]) -> IBRL:
     common = dict(buffer_size=2000, learning_starts=0, gradient_steps=1, policy_delay=1, seed=0, device=device)
     il_policy = resnet18_il(env, device) if il == "resnet18" else (lambda obs: th.zeros(len(obs), 2, device=obs.device))
@@ -100,9 +152,14 @@ def main() -> None:
     parser.add_argument("--il", nargs="+", default=["free"], choices=["free", "resnet18"])
     parser.add_argument("--no-td3", action="store_true", help="skip SB3's TD3 CnnPolicy")
     parser.add_argument("--out", default=None, help="JSON file for the results")
+    parser.add_argument("--profile", default=None, help="text file for the profile of each configuration (see above)")
+    parser.add_argument("--profile-updates", type=int, default=20)
     args = parser.parse_args()
     env = gym.make("PointGoal-v0", obs_mode="pixel", image_size=96)
     results: dict[str, float] = {}
+    profiles: dict[str, dict[str, float]] = {}
+    if args.profile:
+        open(args.profile, "w").close()
     for encoder in args.encoders:
         name, encoder_kwargs = ENCODERS[encoder]
         for il in args.il:
@@ -114,11 +171,16 @@ def main() -> None:
                     model = ibrl_model(env, args.device, encoder_kwargs, il, options)
                     fill(model, 1000)
                     results[label] = updates_per_second(model, args.updates, args.batch_size)
+                    if args.profile:
+                        profiles[label], tables = profile_updates(model, args.profile_updates, args.batch_size)
+                        with open(args.profile, "a") as file:
+                            file.write(f"{label}\n{json.dumps(profiles[label])}\n{tables}\n\n")
+                        print("  profile: " + ", ".join(f"{k} {v:.3g}" for k, v in profiles[label].items()), flush=True)
                 except Exception as error:  # a speed-up that fails here is reported, the others still run
                     results[label] = float("nan")
                     print(f"{label}: failed: {type(error).__name__}: {error}", flush=True)
                 print(f"{label:90s} {results[label]:8.2f} updates/s", flush=True)
-                write_results(args, results)  # after every measurement: a run cut short keeps what it measured
+                write_results(args, results, profiles)  # after every measurement: a run cut short keeps what it measured
     if not args.no_td3:
         common = dict(buffer_size=2000, learning_starts=0, gradient_steps=1, policy_delay=1, seed=0, device=args.device)
         td3 = TD3("CnnPolicy", env, **common)
@@ -126,11 +188,11 @@ def main() -> None:
         fill(td3, 1000)
         results["SB3 TD3 CnnPolicy (NatureCNN)"] = updates_per_second(td3, args.updates, args.batch_size)
         print(f"{'SB3 TD3 CnnPolicy (NatureCNN)':90s} {results['SB3 TD3 CnnPolicy (NatureCNN)']:8.2f} updates/s")
-    write_results(args, results)
+    write_results(args, results, profiles)
 
 
-def write_results(args: argparse.Namespace, results: dict[str, float]) -> None:
-    """Write the results so far to ``args.out`` (when given), with the machine."""
+def write_results(args: argparse.Namespace, results: dict[str, float], profiles: dict[str, dict[str, float]]) -> None:
+    """Write the results (and profile summaries) so far to ``args.out`` (when given), with the machine."""
     if not args.out:
         return
     machine = dict(platform=platform.platform(), cpus=os.cpu_count(), torch=th.__version__, threads=th.get_num_threads())
@@ -138,7 +200,11 @@ def write_results(args: argparse.Namespace, results: dict[str, float]) -> None:
         machine["gpu"] = th.cuda.get_device_name()
     with open(args.out, "w") as file:
         json.dump(
-            dict(machine=machine, batch_size=args.batch_size, device=args.device, updates_per_second=results), file, indent=2
+            dict(
+                machine=machine, batch_size=args.batch_size, device=args.device, updates_per_second=results, profile=profiles
+            ),
+            file,
+            indent=2,
         )
 
 

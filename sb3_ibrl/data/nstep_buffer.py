@@ -17,6 +17,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_ibrl.data.episodes import Episode, Obs, stack_obs, truncated_flag
@@ -360,13 +361,24 @@ class NStepBuffer(ReplayBuffer):
             self.breaks = np.zeros_like(self.dones)
         self.__dict__.setdefault("il_cache", None)  # pickled before IL actions were cached
         self.__dict__.setdefault("_pending_il_actions", None)
-        device = state.get("storage_device")
-        if device is not None and device.type == "cuda" and not th.cuda.is_available():
-            device = None  # saved on a GPU, loaded without one: host memory
-        self.storage_device = device
-        if device is not None:
-            self.observations = snapshot(self.observations, device)
-            self.final_observations = {key: snapshot(value, device) for key, value in self.final_observations.items()}
+        device, self.storage_device = state.get("storage_device"), None  # pickled in host memory
+        if device is not None and (device.type != "cuda" or th.cuda.is_available()):  # saved on a GPU, loaded without: host
+            self._store_observations_on(device)
+
+    def to_device(self, device: Union[th.device, str]) -> None:
+        """
+        Sample onto ``device`` from now on (a buffer saved on a GPU, loaded by a model on the CPU, or the reverse).
+        Observations kept on another device follow: onto ``device`` when it is CUDA, else into host memory.
+        """
+        self.device = get_device(device)
+        if self.storage_device is not None and str(self.storage_device) != str(self.device):
+            self._store_observations_on(self.device if self.device.type == "cuda" else None)
+
+    def _store_observations_on(self, storage_device: Optional[th.device]) -> None:
+        """Keep the observations in host memory (``None``) or on a torch device."""
+        self.storage_device = storage_device
+        self.observations = snapshot(self.observations, storage_device)
+        self.final_observations = {key: snapshot(value, storage_device) for key, value in self.final_observations.items()}
 
     def episode_rows(self) -> list[np.ndarray]:
         """The rows of each complete episode held (env 0, in row order, from a buffer that has not wrapped around)."""

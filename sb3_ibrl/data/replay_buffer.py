@@ -227,6 +227,12 @@ class IBRLReplayBuffer(NStepBuffer):
         super().truncate_open_episodes()
         self._episode_lengths[:] = 0  # an interrupted episode is not added to the successes
 
+    def to_device(self, device: Union[th.device, str]) -> None:
+        super().to_device(device)
+        for store in (self.demos, self.successes):  # every store samples onto the same device
+            if store is not None:
+                store.to_device(self.device)
+
     def sample(self, batch_size: int, env: Optional[VecNormalize] = None) -> ReplayBufferSamples:
         n_online = self.size() * self.n_envs
         n_demo, n_success = self.n_demo_transitions, self.n_success_transitions

@@ -5,6 +5,7 @@ Saving and loading IBRL models without losing work or silently losing the IL pol
   policy that cannot be pickled) leaves the previous checkpoint intact.
 - :func:`resumable_buffer`: a loaded replay buffer has its open episodes ended, so that resumed collection never
   continues them with another episode's frames.
+- :func:`il_policy_on_host`: the IL policy is pickled from host memory, so a model saved on a GPU loads on a CPU.
 - :func:`il_policy_custom_objects`: a saved IL policy that cannot be unpickled (its class was renamed or moved, or
   its module is not installed) is an error that says how to load the model anyway, instead of SB3's warning
   followed by a model whose ``predict`` acts with the RL actor alone.
@@ -19,6 +20,8 @@ import os
 import pathlib
 import uuid
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable, Optional, TypeVar, Union
 
 import cloudpickle
@@ -92,6 +95,25 @@ def _saved_data(path: PathOrFile) -> Optional[dict[str, Any]]:
         path.seek(position)
 
 
+@contextmanager
+def il_policy_on_host(il_policy: Any) -> Iterator[None]:
+    """
+    Move an IL policy held on an accelerator into host memory for the time of a save (it is pickled with the model),
+    then back: the saved file then loads on a machine without that accelerator.
+
+    :param il_policy: the model's IL policy (a torch module, anything else, or ``None``: left alone)
+    """
+    device = getattr(il_policy, "device", None)
+    if not isinstance(il_policy, th.nn.Module) or not isinstance(device, th.device) or device.type == "cpu":
+        yield
+        return
+    il_policy.to("cpu")
+    try:
+        yield
+    finally:
+        il_policy.to(device)
+
+
 def il_policy_custom_objects(
     path: PathOrFile, custom_objects: Optional[dict[str, Any]], kwargs: dict[str, Any]
 ) -> Optional[dict[str, Any]]:
@@ -115,6 +137,12 @@ def il_policy_custom_objects(
     try:
         il_policy = cloudpickle.loads(base64.b64decode(item[":serialized:"].encode()))
     except Exception as error:
+        if isinstance(error, RuntimeError) and "CUDA" in str(error):
+            raise RuntimeError(
+                f"The IL policy saved in {path} holds CUDA tensors and this machine has no CUDA device ({error}). Load the "
+                "model on a machine with one and save it again (IBRL saves its IL policy from host memory), or load it "
+                "here without it: IBRL.load(path, il_policy=<IL policy>) replaces it."
+            ) from error
         raise ImportError(
             f"The IL policy saved in {path} cannot be loaded here ({type(error).__name__}: {error}): its code is "
             "probably not importable (its class was renamed or moved, or its package is not installed). Make it "
@@ -184,8 +212,12 @@ class SaveLoadHooks:
     """
 
     def save(self, path: PathOrFile, exclude: Optional[Any] = None, include: Optional[Any] = None) -> None:
-        """SB3's ``save``, atomic: written beside ``path``, then renamed onto it (a failed save keeps the old file)."""
-        atomic_save(lambda target: super(SaveLoadHooks, self).save(target, exclude, include), path, "zip")
+        """
+        SB3's ``save``, atomic: written beside ``path``, then renamed onto it (a failed save keeps the old file). The IL
+        policy is pickled from host memory, so that a model saved on a GPU loads on a CPU.
+        """
+        with il_policy_on_host(getattr(self, IL_POLICY_KEY, None)):
+            atomic_save(lambda target: super(SaveLoadHooks, self).save(target, exclude, include), path, "zip")
 
     @classmethod
     def load(  # type: ignore[override]
@@ -221,4 +253,6 @@ class SaveLoadHooks:
         previous = self.replay_buffer
         super().load_replay_buffer(path, truncate_last_traj)
         loaded, self.replay_buffer = self.replay_buffer, previous  # kept only if it fits the model
+        if isinstance(loaded, NStepBuffer):  # SB3 sets the device of the outer buffer only
+            loaded.to_device(self.device)  # type: ignore[attr-defined]
         self.replay_buffer = resumable_buffer(loaded, self.n_envs if self.env is not None else None, truncate_last_traj)

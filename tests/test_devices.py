@@ -1,0 +1,137 @@
+"""
+Models and replay buffers saved on one device and loaded on another (e.g. trained on a GPU, resumed on a CPU).
+
+These run without a GPU by faking the saved device: the code paths are those a CUDA save takes
+(``tests/test_cuda.py`` runs the real thing when a GPU is available).
+"""
+
+import cloudpickle
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
+from torch import nn
+
+from sb3_ibrl import IBRL
+from sb3_ibrl.data.episodes import Episode
+from sb3_ibrl.data.nstep_buffer import NStepBuffer
+from sb3_ibrl.ibrl.persistence import il_policy_on_host
+
+SMALL = dict(net_arch=[16, 16], n_critics=2)
+
+
+def small_ibrl(**kwargs) -> IBRL:
+    params = dict(policy_kwargs=SMALL, learning_starts=20, batch_size=16, gradient_steps=1, policy_delay=1, seed=0)
+    return IBRL("MlpPolicy", "Pendulum-v1", **{**params, **kwargs})
+
+
+def demo() -> Episode:
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(-1, 1, (11, 3)).astype(np.float32)
+    return Episode(obs=obs, acts=rng.uniform(-2, 2, (10, 1)), rews=np.ones(10), terminal=True)
+
+
+def test_buffer_saved_on_a_gpu_samples_every_store_on_the_model_device(tmp_path):
+    model = small_ibrl(demonstrations=[demo()], demo_fraction=0.5).learn(40)
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    saved = load_from_pkl(tmp_path / "buffer.pkl")
+    assert saved.demos is not None and saved.successes is not None
+    for store in (saved, saved.demos, saved.successes):  # as pickled by a model on a GPU
+        store.device = th.device("cuda")
+    save_to_pkl(tmp_path / "buffer.pkl", saved)
+
+    resumed = small_ibrl(demo_fraction=0.5)
+    resumed.load_replay_buffer(tmp_path / "buffer.pkl")
+    buffer = resumed.replay_buffer
+    assert [store.device.type for store in (buffer, buffer.demos, buffer.successes)] == ["cpu"] * 3
+    assert buffer.n_demo_transitions == 10
+    batch = buffer.sample(16)  # half from the demos: a CUDA store would fail here ("Torch not compiled with CUDA")
+    assert batch.observations.device.type == "cpu" and batch.observations.shape == (16, 3)
+    resumed.learn(30, reset_num_timesteps=False)
+    assert all(bool(th.isfinite(p).all()) for p in resumed.policy.parameters())
+
+
+def test_observations_kept_on_a_gpu_move_to_host_memory_with_the_buffer():
+    buffer = NStepBuffer(50, small_ibrl().observation_space, small_ibrl().action_space, "cpu", storage_device="cpu")
+    rng = np.random.default_rng(1)
+    obs = rng.uniform(-1, 1, (9, 1, 3)).astype(np.float32)
+    for t in range(8):
+        buffer.add(obs[t], obs[t + 1], np.zeros((1, 1)), np.zeros(1), np.array([t == 7]), [{}])
+    assert isinstance(buffer.observations, th.Tensor) and len(buffer.final_observations) == 1
+    buffer.to_device("cpu")  # the same device: nothing moves
+    assert isinstance(buffer.observations, th.Tensor)
+    buffer.storage_device = th.device("cuda")  # as when the observations were kept on a GPU
+    buffer.to_device("cpu")
+    assert buffer.storage_device is None and isinstance(buffer.observations, np.ndarray)
+    assert all(isinstance(value, np.ndarray) for value in buffer.final_observations.values())
+    np.testing.assert_array_equal(buffer.observations[:8], obs[:8])
+    np.testing.assert_array_equal(next(iter(buffer.final_observations.values())), obs[8, 0])
+    samples = buffer.sample(8)
+    assert samples.observations.device.type == "cpu" and samples.next_observations.shape == (8, 3)
+
+
+class ReportsCuda(nn.Module):
+    """A module that says it is on a GPU and records where it is moved (``.to``), for machines without one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.moves: list[str] = []
+        self.where = th.device("cuda")
+
+    @property
+    def device(self) -> th.device:
+        return self.where
+
+    def to(self, device):  # type: ignore[override]
+        self.moves.append(str(device))
+        self.where = th.device(device)
+        return self
+
+
+def test_il_policy_is_moved_to_host_memory_for_the_save_and_back():
+    policy = ReportsCuda()
+    with il_policy_on_host(policy):
+        assert policy.device.type == "cpu"
+    assert policy.moves == ["cpu", "cuda"] and policy.device.type == "cuda"
+    with pytest.raises(ValueError, match="inside"):
+        with il_policy_on_host(policy):
+            raise ValueError("inside")
+    assert policy.moves[-1] == "cuda"  # moved back after a failed save too
+    on_cpu = nn.Linear(2, 2)
+    with il_policy_on_host(on_cpu), il_policy_on_host(lambda obs: obs), il_policy_on_host(None):
+        assert next(on_cpu.parameters()).device.type == "cpu"
+
+
+def test_save_pickles_the_il_policy_from_host_memory(tmp_path):
+    model = small_ibrl(il_policy=lambda obs: th.zeros(len(obs), 1))
+    policy = ReportsCuda()
+    model.il_policy = policy  # stands for an IL policy on a GPU
+    saved = {}
+    real_dumps = cloudpickle.dumps
+
+    def dumps(obj, *args, **kwargs):
+        if obj is policy:
+            saved["device"] = policy.device.type
+        return real_dumps(obj, *args, **kwargs)
+
+    cloudpickle.dumps, restore = dumps, cloudpickle.dumps
+    try:
+        model.save(tmp_path / "model.zip")
+    finally:
+        cloudpickle.dumps = restore
+    assert saved == {"device": "cpu"} and policy.moves == ["cpu", "cuda"]
+
+
+def test_il_policy_pickled_on_cuda_without_cuda_says_what_to_do(tmp_path, monkeypatch):
+    model = small_ibrl(il_policy=lambda obs: th.zeros(len(obs), 1))
+    model.save(tmp_path / "model.zip")
+
+    def loads(*args, **kwargs):
+        raise RuntimeError("Attempting to deserialize object on a CUDA device but torch.cuda.is_available() is False.")
+
+    monkeypatch.setattr(cloudpickle, "loads", loads)
+    with pytest.raises(RuntimeError, match=r"holds CUDA tensors and this machine has no CUDA device.*il_policy=<IL policy>"):
+        IBRL.load(tmp_path / "model.zip")
+    monkeypatch.undo()
+    loaded = IBRL.load(tmp_path / "model.zip", il_policy=lambda obs: th.ones(len(obs), 1))
+    assert loaded.il_policy is not None

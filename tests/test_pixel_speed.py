@@ -1,0 +1,20 @@
+"""``benchmarks/pixel_speed.py --profile``: where an update's time goes (checked on the CPU with a tiny ViT)."""
+
+import gymnasium as gym
+from benchmark_helpers import load_benchmark
+
+TINY = dict(encoder="vit", encoder_kwargs=dict(embed_dim=16, depth=1, num_heads=2), q_hidden_dim=32, net_arch=[32, 32])
+
+
+def test_profile_counts_per_update_and_finds_no_gpu_work_on_the_cpu():
+    speed = load_benchmark("pixel_speed")
+    env = gym.make("PointGoal-v0", obs_mode="pixel", image_size=32)
+    model = speed.ibrl_model(env, "cpu", TINY, "free", dict(speed.SPEEDUPS["baseline"]))
+    speed.fill(model, 60)
+    one, tables = speed.profile_updates(model, 1, 8)
+    three, _ = speed.profile_updates(model, 3, 8)
+    assert set(one) == {"wall_ms", "gpu_busy_ms", "gpu_busy_share", "kernels", "launches", "syncs", "items", "torch_ops"}
+    assert one["wall_ms"] > 0 and one["torch_ops"] > 100  # a ViT update dispatches hundreds of ops
+    assert abs(three["torch_ops"] / one["torch_ops"] - 1) < 0.1  # counts are per update, whatever the number profiled
+    assert one["kernels"] == one["launches"] == one["syncs"] == one["gpu_busy_ms"] == one["gpu_busy_share"] == 0
+    assert "aten::" in tables and "Self CPU" in tables
