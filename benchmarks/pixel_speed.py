@@ -59,19 +59,24 @@ def resnet18_il(env: gym.Env, device: str) -> Any:
     return make_bc_policy(env.observation_space, env.action_space).to(device)
 
 
-def fill(model: Any, n: int, seed: int = 0) -> None:
-    """Write ``n`` random transitions into a model's replay buffer."""
+def fill(model: Any, n: int, seed: int = 0, episode_length: int = 50) -> None:
+    """
+    Write ``n`` transitions of random images into a model's replay buffer, in episodes of ``episode_length`` steps whose
+    next observation is the next row's observation, as collection writes them. (Unrelated next observations would make
+    every row a break, held apart and written back into each sampled batch row by row: not what a run samples.)
+    """
     rng = np.random.default_rng(seed)
     space = model.observation_space
+    obs = rng.integers(0, 256, (1, *space.shape), dtype=np.uint8)
     for t in range(n):
-        obs = rng.integers(0, 256, (1, *space.shape), dtype=np.uint8)
         next_obs = rng.integers(0, 256, (1, *space.shape), dtype=np.uint8)
         action = rng.uniform(-1, 1, (1, model.action_space.shape[0])).astype(np.float32)
-        done = np.array([t % 50 == 49])
+        done = np.array([t % episode_length == episode_length - 1])
         il = getattr(model, "_il", None)
         if il is not None and il.cache:  # as collection does: the IL action of the next observation, computed once
             model.replay_buffer.set_next_il_actions(il.il(model.policy.obs_to_tensor(next_obs)[0]).cpu().numpy())
         model.replay_buffer.add(obs, next_obs, action, np.zeros(1, np.float32), done, [{"TimeLimit.truncated": False}])
+        obs = rng.integers(0, 256, (1, *space.shape), dtype=np.uint8) if done[0] else next_obs  # a reset, or the next step
 
 
 def updates_per_second(model: Any, updates: int, batch_size: int) -> float:

@@ -18,3 +18,14 @@ def test_profile_counts_per_update_and_finds_no_gpu_work_on_the_cpu():
     assert abs(three["torch_ops"] / one["torch_ops"] - 1) < 0.1  # counts are per update, whatever the number profiled
     assert one["kernels"] == one["launches"] == one["syncs"] == one["gpu_busy_ms"] == one["gpu_busy_share"] == 0
     assert "aten::" in tables and "Self CPU" in tables
+
+
+def test_fill_writes_episodes_as_collection_does():
+    speed = load_benchmark("pixel_speed")
+    env = gym.make("PointGoal-v0", obs_mode="pixel", image_size=32)
+    model = speed.ibrl_model(env, "cpu", TINY, "free", dict(speed.SPEEDUPS["baseline"]))
+    speed.fill(model, 60, episode_length=20)
+    buffer = model.replay_buffer
+    assert buffer.size() == 60 and not buffer.breaks[:60].any()  # every next observation is the next row's
+    assert int(buffer.dones[:60].sum()) == 3 and len(buffer.final_observations) == 3  # only episode ends are held apart
+    assert len(buffer.episode_rows()) == 3
