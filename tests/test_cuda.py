@@ -12,6 +12,7 @@ import torch as th
 import sb3_ibrl  # noqa: F401  (registers PointGoal-v0)
 from sb3_ibrl import IBRL, RLPD, PtFt
 from sb3_ibrl.common.evaluation import record_episodes
+from sb3_ibrl.data.storage import host_to_device
 from sb3_ibrl.envs import PointGoalExpert
 from sb3_ibrl.ibrl.persistence import il_policy_custom_objects
 from sb3_ibrl.il.training import save_bc_policy, train_bc
@@ -83,6 +84,22 @@ def test_model_saved_on_cuda_loads_on_cpu(setup, tmp_path, monkeypatch):
     assert len(stores) >= 2 and all(store.device.type == "cpu" for store in stores)  # the demo store too
     assert buffer.storage_device is None  # images kept on the GPU came back to host memory
     cpu.learn(40, reset_num_timesteps=False)
+
+
+def test_sampling_never_waits_for_the_gpu(setup):
+    policy, demos, il_path = setup
+    model = _ibrl(policy, demos, il_path).learn(40)
+    model.replay_buffer.sample(32)  # pinned host blocks are allocated once, here
+    source = np.arange(6, dtype=np.float32)
+    th.cuda.set_sync_debug_mode("error")  # any synchronizing call raises
+    try:
+        batch = model.replay_buffer.sample(32)
+        moved = host_to_device(source, model.device)
+    finally:
+        th.cuda.set_sync_debug_mode("default")
+    source[:] = -1  # the copy was taken from a pinned copy of the source, not from the source itself
+    assert moved.tolist() == [0, 1, 2, 3, 4, 5] and moved.device.type == "cuda"
+    assert batch.actions.device.type == "cuda" and batch.rewards.device.type == "cuda"
 
 
 @pytest.mark.parametrize("options", [dict(mixed_precision="bf16"), dict(compile_updates=True),

@@ -15,6 +15,7 @@ from torch import nn
 from sb3_ibrl import IBRL
 from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.data.nstep_buffer import NStepBuffer
+from sb3_ibrl.data.storage import host_to_device
 from sb3_ibrl.ibrl.persistence import il_policy_on_host
 
 SMALL = dict(net_arch=[16, 16], n_critics=2)
@@ -135,3 +136,13 @@ def test_il_policy_pickled_on_cuda_without_cuda_says_what_to_do(tmp_path, monkey
     monkeypatch.undo()
     loaded = IBRL.load(tmp_path / "model.zip", il_policy=lambda obs: th.ones(len(obs), 1))
     assert loaded.il_policy is not None
+
+
+def test_host_to_device_copies_the_values_and_dtype():
+    source = np.arange(12, dtype=np.int64).reshape(3, 4)[:, ::2]  # not contiguous
+    copied = host_to_device(source, th.device("cpu"))
+    assert copied.dtype == th.int64 and copied.tolist() == source.tolist()
+    source[0, 0] = 99  # a copy: later writes to the source do not reach it
+    assert copied[0, 0].item() == 0
+    flags = host_to_device(np.array([True, False]), th.device("cpu"))
+    assert flags.dtype == th.bool and flags.tolist() == [True, False]

@@ -28,6 +28,7 @@ from sb3_ibrl.data.storage import (
     differ_per_env,
     equal_as_stored,
     gather,
+    host_to_device,
     resolve_storage_device,
     snapshot,
     to_numpy,
@@ -337,6 +338,10 @@ class NStepBuffer(ReplayBuffer):
         if self.il_cache is None:
             return samples
         return with_il_actions(samples, *self.il_cache.read(last_rows, env_indices), self.to_torch)  # type: ignore[return-value]
+
+    def to_torch(self, array: np.ndarray, copy: bool = True) -> th.Tensor:
+        """SB3's conversion; onto a GPU without waiting for its queued work (:func:`~sb3_ibrl.data.storage.host_to_device`)."""
+        return host_to_device(array, self.device) if self.device.type == "cuda" else super().to_torch(array, copy)
 
     def _obs_to_torch(self, obs: Obs) -> Any:
         if isinstance(obs, dict):

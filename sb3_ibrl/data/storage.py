@@ -52,6 +52,17 @@ def write(store: Obs, index: Any, value: Obs) -> None:
         store[index] = value.cpu().numpy() if isinstance(value, th.Tensor) else value
 
 
+def host_to_device(array: np.ndarray, device: th.device) -> th.Tensor:
+    """
+    A copy of a numpy array as a tensor on ``device``. To a GPU it goes through pinned memory without blocking: a plain
+    copy from pageable memory waits until the GPU has run all the work queued on it (e.g. the previous update), so the
+    host could not prepare the next update meanwhile.
+    """
+    if device.type != "cuda":
+        return th.tensor(array, device=device)
+    return th.from_numpy(np.ascontiguousarray(array)).pin_memory().to(device, non_blocking=True)
+
+
 def gather(store: Obs, index: Any) -> Obs:
     """
     ``store[index]`` for arrays or dicts of arrays; numpy index arrays are moved to a tensor store's device.
@@ -64,7 +75,7 @@ def gather(store: Obs, index: Any) -> Obs:
     def index_one(value: Any) -> Any:
         if isinstance(value, th.Tensor):
             parts = index if isinstance(index, tuple) else (index,)
-            moved = tuple(th.as_tensor(part, device=value.device) if isinstance(part, np.ndarray) else part for part in parts)
+            moved = tuple(host_to_device(part, value.device) if isinstance(part, np.ndarray) else part for part in parts)
             return value[moved if isinstance(index, tuple) else moved[0]]
         return value[index]
 

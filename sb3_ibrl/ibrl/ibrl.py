@@ -366,7 +366,8 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
                 ema_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)  # Alg. 1 line 20
                 stats["actor"].append(loss.detach().clone())
 
-        means = {name: th.stack(values).float().mean().item() for name, values in stats.items() if values}
+        names = [name for name, values in stats.items() if values]  # one transfer for all (each .item() waits for the GPU)
+        means = dict(zip(names, th.stack([th.stack(stats[name]).float().mean() for name in names]).tolist()))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/critic_loss", means["critic"])
         if "actor" in means:
