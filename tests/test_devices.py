@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.save_util import load_from_pkl, save_to_pkl
-from torch import nn
 
 from sb3_ibrl import IBRL
 from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.data.nstep_buffer import NStepBuffer
 from sb3_ibrl.data.storage import host_to_device
-from sb3_ibrl.ibrl.persistence import il_policy_on_host
 
 SMALL = dict(net_arch=[16, 16], n_critics=2)
 
@@ -69,58 +67,6 @@ def test_observations_kept_on_a_gpu_move_to_host_memory_with_the_buffer():
     np.testing.assert_array_equal(next(iter(buffer.final_observations.values())), obs[8, 0])
     samples = buffer.sample(8)
     assert samples.observations.device.type == "cpu" and samples.next_observations.shape == (8, 3)
-
-
-class ReportsCuda(nn.Module):
-    """A module that says it is on a GPU and records where it is moved (``.to``), for machines without one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.moves: list[str] = []
-        self.where = th.device("cuda")
-
-    @property
-    def device(self) -> th.device:
-        return self.where
-
-    def to(self, device):  # type: ignore[override]
-        self.moves.append(str(device))
-        self.where = th.device(device)
-        return self
-
-
-def test_il_policy_is_moved_to_host_memory_for_the_save_and_back():
-    policy = ReportsCuda()
-    with il_policy_on_host(policy):
-        assert policy.device.type == "cpu"
-    assert policy.moves == ["cpu", "cuda"] and policy.device.type == "cuda"
-    with pytest.raises(ValueError, match="inside"):
-        with il_policy_on_host(policy):
-            raise ValueError("inside")
-    assert policy.moves[-1] == "cuda"  # moved back after a failed save too
-    on_cpu = nn.Linear(2, 2)
-    with il_policy_on_host(on_cpu), il_policy_on_host(lambda obs: obs), il_policy_on_host(None):
-        assert next(on_cpu.parameters()).device.type == "cpu"
-
-
-def test_save_pickles_the_il_policy_from_host_memory(tmp_path):
-    model = small_ibrl(il_policy=lambda obs: th.zeros(len(obs), 1))
-    policy = ReportsCuda()
-    model.il_policy = policy  # stands for an IL policy on a GPU
-    saved = {}
-    real_dumps = cloudpickle.dumps
-
-    def dumps(obj, *args, **kwargs):
-        if obj is policy:
-            saved["device"] = policy.device.type
-        return real_dumps(obj, *args, **kwargs)
-
-    cloudpickle.dumps, restore = dumps, cloudpickle.dumps
-    try:
-        model.save(tmp_path / "model.zip")
-    finally:
-        cloudpickle.dumps = restore
-    assert saved == {"device": "cpu"} and policy.moves == ["cpu", "cuda"]
 
 
 def test_il_policy_pickled_on_cuda_without_cuda_says_what_to_do(tmp_path, monkeypatch):

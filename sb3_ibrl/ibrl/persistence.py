@@ -5,7 +5,6 @@ Saving and loading IBRL models without losing work or silently losing the IL pol
   policy that cannot be pickled) leaves the previous checkpoint intact.
 - :func:`resumable_buffer`: a loaded replay buffer has its open episodes ended, so that resumed collection never
   continues them with another episode's frames.
-- :func:`il_policy_on_host`: the IL policy is pickled from host memory, so a model saved on a GPU loads on a CPU.
 - :func:`il_policy_custom_objects`: a saved IL policy that cannot be unpickled (its class was renamed or moved, or
   its module is not installed) is an error that says how to load the model anyway, instead of SB3's warning
   followed by a model whose ``predict`` acts with the RL actor alone.
@@ -20,8 +19,6 @@ import os
 import pathlib
 import uuid
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Callable, Optional, TypeVar, Union
 
 import cloudpickle
@@ -95,25 +92,6 @@ def _saved_data(path: PathOrFile) -> Optional[dict[str, Any]]:
         path.seek(position)
 
 
-@contextmanager
-def il_policy_on_host(il_policy: Any) -> Iterator[None]:
-    """
-    Move an IL policy held on an accelerator into host memory for the time of a save (it is pickled with the model),
-    then back: the saved file then loads on a machine without that accelerator.
-
-    :param il_policy: the model's IL policy (a torch module, anything else, or ``None``: left alone)
-    """
-    device = getattr(il_policy, "device", None)
-    if not isinstance(il_policy, th.nn.Module) or not isinstance(device, th.device) or device.type == "cpu":
-        yield
-        return
-    il_policy.to("cpu")
-    try:
-        yield
-    finally:
-        il_policy.to(device)
-
-
 def il_policy_custom_objects(
     path: PathOrFile, custom_objects: Optional[dict[str, Any]], kwargs: dict[str, Any]
 ) -> Optional[dict[str, Any]]:
@@ -139,9 +117,9 @@ def il_policy_custom_objects(
     except Exception as error:
         if isinstance(error, RuntimeError) and "CUDA" in str(error):
             raise RuntimeError(
-                f"The IL policy saved in {path} holds CUDA tensors and this machine has no CUDA device ({error}). Load the "
-                "model on a machine with one and save it again (IBRL saves its IL policy from host memory), or load it "
-                "here without it: IBRL.load(path, il_policy=<IL policy>) replaces it."
+                f"The IL policy saved in {path} holds CUDA tensors and this machine has no CUDA device ({error}): an IL "
+                "policy given as a plain callable is pickled with its tensors where they are. Move them to the CPU before "
+                "saving, or load the model here without it: IBRL.load(path, il_policy=<IL policy>) replaces it."
             ) from error
         raise ImportError(
             f"The IL policy saved in {path} cannot be loaded here ({type(error).__name__}: {error}): its code is "
@@ -212,12 +190,8 @@ class SaveLoadHooks:
     """
 
     def save(self, path: PathOrFile, exclude: Optional[Any] = None, include: Optional[Any] = None) -> None:
-        """
-        SB3's ``save``, atomic: written beside ``path``, then renamed onto it (a failed save keeps the old file). The IL
-        policy is pickled from host memory, so that a model saved on a GPU loads on a CPU.
-        """
-        with il_policy_on_host(getattr(self, IL_POLICY_KEY, None)):
-            atomic_save(lambda target: super(SaveLoadHooks, self).save(target, exclude, include), path, "zip")
+        """SB3's ``save``, atomic: written beside ``path``, then renamed onto it (a failed save keeps the old file)."""
+        atomic_save(lambda target: super(SaveLoadHooks, self).save(target, exclude, include), path, "zip")
 
     @classmethod
     def load(  # type: ignore[override]
