@@ -47,7 +47,8 @@ def write(store: Obs, index: Any, value: Obs) -> None:
         for key in store:
             write(store[key], index, value[key])  # type: ignore[index]
     elif isinstance(store, th.Tensor):
-        store[index] = th.as_tensor(value).to(store.device)
+        on_host = not isinstance(value, th.Tensor)
+        store[index] = host_to_device(np.asarray(value), store.device) if on_host else value.to(store.device)  # type: ignore[union-attr]
     else:
         store[index] = value.cpu().numpy() if isinstance(value, th.Tensor) else value
 
