@@ -116,10 +116,19 @@ elif [ ! -f tests/test_cuda.py ]; then
 elif [ "$t" -lt 20 ]; then
   echo "no time left for tests/test_cuda.py" >"$OUT/test_cuda.txt"
 else
+  # The correctness tests first, then the compiled variants (minutes of compilation), each pytest under what is left.
   # SIGINT: pytest stops as on Ctrl-C and still prints the failures so far (with -v, every test's outcome as it ends)
-  timeout -s INT -k 10 "$t" python3 -m pytest -v -rfE --tb=short -p no:cacheprovider tests/test_cuda.py \
-    >"$OUT/test_cuda.txt" 2>&1
-  echo "[gpu_headline] test_cuda exit status $? after $((SECONDS - start)) s" >>"$OUT/test_cuda.txt"
+  : >"$OUT/test_cuda.txt"
+  for selection in "not speed_options" "speed_options"; do
+    t=$(($(left) - 5))
+    if [ "$t" -lt 20 ]; then
+      echo "[gpu_headline] no time left for tests/test_cuda.py -k '$selection'" >>"$OUT/test_cuda.txt"
+      continue
+    fi
+    timeout -s INT -k 10 "$t" python3 -m pytest -v -rfE --tb=short -p no:cacheprovider tests/test_cuda.py \
+      -k "$selection" >>"$OUT/test_cuda.txt" 2>&1
+    echo "[gpu_headline] test_cuda -k '$selection' exit status $? after $((SECONDS - start)) s" >>"$OUT/test_cuda.txt"
+  done
 fi
 grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$OUT/test_cuda.txt" | tail -40
 echo "[gpu_headline] done in $((SECONDS - start)) s; files in $OUT: $(ls "$OUT" | tr '\n' ' ')"
