@@ -82,11 +82,10 @@ def main(argv: Optional[list[str]] = None) -> list[dict[str, Any]]:
         parser.error(f"--window must be at least 1, got {args.window}")
     rows = []
     for seed in args.seeds:
-        for row in seed_rows(os.path.join(args.out, args.task, f"seed_{seed}"), args.method, args.window):
-            rows.append(dict(task=args.task, method=args.method, seed=seed, **row))
-        seed_total = [row for row in rows if row["seed"] == seed]
-        counts = ", ".join(str(row["successes"]) for row in seed_total)
-        print(f"seed {seed}: {counts} ({sum(r['successes'] for r in seed_total)} of {sum(r['episodes'] for r in seed_total)})")
+        counts = seed_rows(os.path.join(args.out, args.task, f"seed_{seed}"), args.method, args.window)
+        rows += [dict(task=args.task, method=args.method, seed=seed, **row) for row in counts]
+        successes = ", ".join(str(row["successes"]) for row in counts)
+        print(f"seed {seed}: {successes} ({sum(r['successes'] for r in counts)} of {sum(r['episodes'] for r in counts)})")
     write_curve(os.path.join(args.out, args.task, "training_successes.csv"), rows, FIELDS)
     return rows
 

@@ -6,6 +6,7 @@ These run without a GPU by faking the saved device: the code paths are those a C
 """
 
 import cloudpickle
+import ibrl_helpers
 import numpy as np
 import pytest
 import torch as th
@@ -16,12 +17,12 @@ from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.data.nstep_buffer import NStepBuffer
 from sb3_ibrl.data.storage import host_to_device
 
-SMALL = dict(net_arch=[16, 16], n_critics=2)
+SETTINGS = dict(policy_kwargs=dict(net_arch=[16, 16], n_critics=2), learning_starts=20, batch_size=16, gradient_steps=1,
+                policy_delay=1)  # fmt: skip
 
 
 def small_ibrl(**kwargs) -> IBRL:
-    params = dict(policy_kwargs=SMALL, learning_starts=20, batch_size=16, gradient_steps=1, policy_delay=1, seed=0)
-    return IBRL("MlpPolicy", "Pendulum-v1", **{**params, **kwargs})
+    return ibrl_helpers.small_ibrl(**{**SETTINGS, **kwargs})
 
 
 def demo() -> Episode:

@@ -162,17 +162,22 @@ def saved_defaults_custom_objects(
     return {**(custom_objects or {}), "policy_kwargs": {**policy_kwargs, "n_critics": LEGACY_N_CRITICS}}
 
 
-def resumable_buffer(buffer: ReplayBuffer, n_envs: Optional[int], truncate_open_episodes: bool) -> ReplayBuffer:
+def resumable_buffer(
+    buffer: ReplayBuffer, n_envs: Optional[int], truncate_open_episodes: bool, device: th.device
+) -> ReplayBuffer:
     """
-    Prepare a loaded replay buffer for resuming: check its number of envs, end its open episodes.
+    Prepare a loaded replay buffer for resuming: check its number of envs, end its open episodes, and sample all its
+    stores onto the model's device (SB3 sets the device of the outer buffer only).
 
     :param buffer: the loaded replay buffer
     :param n_envs: the model's number of envs (``None``: no env to check against)
     :param truncate_open_episodes: end every open episode as a time-limit truncation (see
         :meth:`~sb3_ibrl.data.nstep_buffer.NStepBuffer.truncate_open_episodes`)
+    :param device: the model's device
     :return: the buffer
     """
     if isinstance(buffer, NStepBuffer):
+        buffer.to_device(device)
         if n_envs is not None and buffer.n_envs != n_envs:
             raise ValueError(
                 f"The replay buffer holds the transitions of {buffer.n_envs} envs, but the model has {n_envs} envs: "
@@ -227,6 +232,5 @@ class SaveLoadHooks:
         previous = self.replay_buffer
         super().load_replay_buffer(path, truncate_last_traj)
         loaded, self.replay_buffer = self.replay_buffer, previous  # kept only if it fits the model
-        if isinstance(loaded, NStepBuffer):  # SB3 sets the device of the outer buffer only
-            loaded.to_device(self.device)  # type: ignore[attr-defined]
-        self.replay_buffer = resumable_buffer(loaded, self.n_envs if self.env is not None else None, truncate_last_traj)
+        n_envs = self.n_envs if self.env is not None else None
+        self.replay_buffer = resumable_buffer(loaded, n_envs, truncate_last_traj, self.device)
