@@ -12,8 +12,9 @@ spaces: 2-D actions); no env step is timed. ``--il free`` makes the IL policy a 
 RL update alone; ``--il resnet18`` uses the paper's BC network (ResNet-18, GroupNorm) in the bootstrap proposal, as a
 real run does. ``--speedups`` are cumulative, left to right: ``baseline`` (float32, replay in host memory),
 ``cache-il`` (IL actions computed once per stored transition, not per batch), ``device-replay`` (images stored on
-the GPU), ``bf16`` (autocast), ``compile`` (``torch.compile`` of the updates),
-``cudagraphs`` (``mode="reduce-overhead"``). The first update after a change (compilation) is not timed.
+the GPU), ``bf16`` (autocast), ``tf32`` (float32 on TF32 tensor cores; it replaces ``bf16``, and ``bf16`` after it
+replaces it), ``compile`` (``torch.compile`` of the updates), ``cudagraphs`` (``mode="reduce-overhead"``). The first
+update after a change (compilation) is not timed.
 
 ``--profile FILE`` also profiles ``--profile-updates`` updates of each configuration (torch.profiler) and writes, per
 update: the wall time, the time the GPU was busy (its kernels), the kernels launched, the host-device synchronizations
@@ -47,6 +48,7 @@ SPEEDUPS: dict[str, dict[str, Any]] = {
     "cache-il": dict(cache_il_actions=True),
     "device-replay": dict(replay_buffer_kwargs=dict(storage_device="auto")),
     "bf16": dict(mixed_precision="bf16"),
+    "tf32": dict(mixed_precision="tf32"),  # float32 on TF32 tensor cores; replaces bf16 (one mixed_precision at a time)
     "compile": dict(compile_updates=True),
     "cudagraphs": dict(compile_updates="reduce-overhead"),
 }

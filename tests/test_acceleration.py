@@ -15,6 +15,7 @@ from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.data.storage import resolve_storage_device
 from sb3_ibrl.envs import POINT_GOAL_IBRL_SETTINGS
+from sb3_ibrl.ibrl.acceleration import autocast
 from sb3_ibrl.ibrl.losses import critic_loss
 from sb3_ibrl.networks.mlp import EnsembleLinear
 
@@ -116,6 +117,30 @@ def test_bf16_autocast_runs_the_networks_in_bfloat16_and_keeps_float32_weights()
     after = parameters(model)
     assert th.isfinite(after).all() and not th.equal(after, before)
     assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
+
+
+def test_tf32_is_allowed_inside_the_updates_only():
+    outside = th.backends.cuda.matmul.allow_tf32, th.backends.cudnn.allow_tf32
+    seen = []
+    model = IBRL("MlpPolicy", "PointGoal-v0", il_policy=constant_il, mixed_precision="tf32", **SETTINGS)
+    layer = next(module for module in model.critic.modules() if isinstance(module, EnsembleLinear))
+    layer.register_forward_hook(lambda module, inputs, output: seen.append((th.backends.cuda.matmul.allow_tf32, output.dtype)))
+    model.learn(120)
+    assert {flag for flag, _ in seen} == {True, False}  # on in the updates, off in the actor proposal while collecting
+    assert {dtype for _, dtype in seen} == {th.float32}
+    assert (th.backends.cuda.matmul.allow_tf32, th.backends.cudnn.allow_tf32) == outside  # the user's settings are back
+    # On a CPU, TF32 changes nothing: the same parameters as float32 from one seed
+    plain = IBRL("MlpPolicy", "PointGoal-v0", il_policy=constant_il, **SETTINGS).learn(120)
+    assert th.equal(parameters(model), parameters(plain))
+
+
+def test_tf32_context_restores_the_settings_after_an_error():
+    outside = th.backends.cuda.matmul.allow_tf32
+    with pytest.raises(RuntimeError, match="inside"):
+        with autocast(th.device("cpu"), "tf32"):
+            assert th.backends.cuda.matmul.allow_tf32 and th.backends.cudnn.allow_tf32
+            raise RuntimeError("inside")
+    assert th.backends.cuda.matmul.allow_tf32 == outside
 
 
 def test_bf16_pixel_updates_with_the_vit():

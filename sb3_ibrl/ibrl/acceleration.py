@@ -1,18 +1,19 @@
 """
-Speed options of the updates: bf16 autocast and ``torch.compile`` of the update functions (LeanRL's recipe: compile
-the pure update functions, and use CUDA graphs with ``mode="reduce-overhead"``).
+Speed options of the updates: bf16 autocast or TF32 tensor cores, and ``torch.compile`` of the update functions
+(LeanRL's recipe: compile the pure update functions, and use CUDA graphs with ``mode="reduce-overhead"``).
 
-Both are plain values, usable from YAML: ``mixed_precision=None | "bf16"``, ``compile_updates=False | True | "<mode>"
+Both are plain values, usable from YAML: ``mixed_precision=None | "bf16" | "tf32"``, ``compile_updates=False | True | "<mode>"
 | {torch.compile keyword arguments}``.
 """
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
 import torch as th
 
-MIXED_PRECISION = (None, "bf16")
+MIXED_PRECISION = (None, "bf16", "tf32")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CompileOption = Union[bool, str, dict[str, Any]]
 
@@ -26,14 +27,32 @@ def check_mixed_precision(mixed_precision: Optional[str]) -> None:
 def autocast(device: th.device, mixed_precision: Optional[str]) -> contextlib.AbstractContextManager:
     """
     The context of the forward passes of an update: bf16 autocast (matmuls and convolutions in bfloat16, reductions
-    and losses in float32; the parameters, gradients and optimizer state stay float32), or nothing.
+    and losses in float32; the parameters, gradients and optimizer state stay float32), TF32 (float32 tensors, with
+    CUDA matmuls and convolutions on TF32 tensor cores: a 10-bit mantissa in the products, float32 sums), or nothing.
 
     :param device: the model's device
-    :param mixed_precision: ``None`` or ``"bf16"``
+    :param mixed_precision: ``None``, ``"bf16"`` or ``"tf32"``
     """
     if mixed_precision is None:
         return contextlib.nullcontext()
+    if mixed_precision == "tf32":
+        return allow_tf32()
     return th.autocast(device_type=device.type, dtype=th.bfloat16)
+
+
+@contextlib.contextmanager
+def allow_tf32() -> Iterator[None]:
+    """
+    TF32 tensor cores for CUDA matmuls and cuDNN convolutions inside the context only; the process's own settings
+    (off for matmuls by default in torch) come back after it, so the model never changes them for the user's code.
+    No effect on a CPU.
+    """
+    saved = th.backends.cuda.matmul.allow_tf32, th.backends.cudnn.allow_tf32
+    th.backends.cuda.matmul.allow_tf32, th.backends.cudnn.allow_tf32 = True, True
+    try:
+        yield
+    finally:
+        th.backends.cuda.matmul.allow_tf32, th.backends.cudnn.allow_tf32 = saved
 
 
 def compile_kwargs(option: CompileOption) -> Optional[dict[str, Any]]:

@@ -112,8 +112,9 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
         mean return of its last ``match_il_episodes`` training episodes is at least that of the IL warm-up episodes;
         ``0``: never (always confident)
     :param demo_fraction: fraction of each batch from demos + successful online episodes (paper: 0.5 for Square)
-    :param mixed_precision: ``None`` (float32) or ``"bf16"``: bfloat16 autocast of the encoder and the Q-networks in
-        the updates (parameters and optimizer state stay float32)
+    :param mixed_precision: ``None`` (float32), ``"bf16"``: bfloat16 autocast of the encoder and the Q-networks in
+        the updates (parameters and optimizer state stay float32), or ``"tf32"``: float32 with CUDA matmuls and
+        convolutions on TF32 tensor cores in the updates (set only inside them; no effect on a CPU)
     :param compile_updates: ``torch.compile`` the update functions (encoder, TD target, critic and actor losses):
         ``False``, ``True``, a mode (``"reduce-overhead"`` adds CUDA graphs) or a dict of ``torch.compile`` arguments
     :param il_obs_keys: keys of a Dict observation that only the IL policy reads (e.g. a wrist camera rendered by a
