@@ -42,6 +42,7 @@ from typing import Any, Callable, Optional
 import gymnasium as gym
 import numpy as np
 import torch as th
+from gymnasium import spaces
 
 import sb3_ibrl  # noqa: F401  (registers the tasks)
 from sb3_ibrl import IBRL
@@ -51,6 +52,7 @@ from sb3_ibrl.benchmark.tasks import CPU_STATE
 from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
 from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.envs import POINT_GOAL_IBRL_SETTINGS, PointGoalExpert
+from sb3_ibrl.il.stateful import ActionChunkingPolicy, chunk_action_space, chunk_episodes
 from sb3_ibrl.il.training import bc_action_error, save_bc_policy, train_bc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -119,15 +121,54 @@ def load_or_record_demos(args: argparse.Namespace, folder: str) -> list[Episode]
 
 
 def train_image_bc(
-    images: list[Episode], env: gym.Env, key: str, n_batches: int, lr: float, width: int, pad: int, seed: int, **kwargs: Any
+    images: list[Episode],
+    env: gym.Env,
+    key: str,
+    n_batches: int,
+    lr: float,
+    width: int,
+    pad: int,
+    seed: int,
+    chunk_size: int = 1,
+    **kwargs: Any,
 ) -> Any:
-    """BC with ``imitation`` on the IL's images alone (a ResNet-18 of ``width``); ``kwargs`` go to ``train_bc``."""
-    return train_bc(images, env.observation_space[key], env.action_space, n_batches=n_batches,  # type: ignore[index, arg-type]
+    """
+    BC with ``imitation`` on the IL's images alone (a ResNet-18 of ``width``); ``kwargs`` go to ``train_bc``. With
+    ``chunk_size > 1`` it learns to predict the next ``chunk_size`` actions (``chunk_episodes``), for action chunking.
+    """
+    action_space = env.action_space if chunk_size == 1 else chunk_action_space(env.action_space, chunk_size)  # type: ignore[arg-type]
+    if chunk_size > 1:
+        images = chunk_episodes(images, chunk_size)
+    return train_bc(images, env.observation_space[key], action_space, n_batches=n_batches,  # type: ignore[index, arg-type]
                     learning_rate=lr, features="resnet18", resnet_width=width, pad=pad, seed=seed, **kwargs)  # fmt: skip
 
 
-def image_actor(policy: Any, key: str) -> Callable[[Any], np.ndarray]:
+class ChunkedImageActor:
+    """
+    A chunking BC policy alone (action chunking with temporal ensembling, ``ActionChunkingPolicy``), deterministic, on
+    the IL's image ``key`` of a Dict observation: the evaluations' ``act_fn``, whose ``reset()`` starts an episode.
+    """
+
+    def __init__(self, policy: Any, key: str, action_space: spaces.Box, chunk_size: int, decay: float):
+        self.policy, self.key, self.low, self.high = policy, key, action_space.low, action_space.high
+        self.chunking = ActionChunkingPolicy(policy, chunk_size, int(action_space.shape[0]), decay)
+
+    def reset(self) -> None:
+        self.policy.set_training_mode(False)
+        self.chunking.start_episodes([0], context="predict")
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        image = th.as_tensor(obs[self.key][None], device=self.policy.device)
+        action = self.chunking.step(image, [0], context="predict")[0].cpu().numpy()
+        return np.clip(action, self.low, self.high)
+
+
+def image_actor(policy: Any, key: str, chunk_size: int = 1, action_space: Optional[spaces.Box] = None,
+                decay: float = 0.01) -> Callable[[Any], np.ndarray]:  # fmt: skip
     """The BC policy alone, deterministic, on the IL's image ``key`` of a Dict observation (for evaluations)."""
+    if chunk_size > 1:
+        assert action_space is not None, "a chunking BC needs the env's action space"
+        return ChunkedImageActor(policy, key, action_space, chunk_size, decay)
     return lambda obs: policy.predict(obs[key], deterministic=True)[0]
 
 

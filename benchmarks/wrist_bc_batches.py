@@ -30,13 +30,16 @@ import state_pixel_il as spi
 from sb3_ibrl.common.evaluation import evaluate_policy_success
 from sb3_ibrl.il.training import bc_action_error
 
-FIELDS = ["task", "seed", "width", "learning_rate", "pad", "batches", "success_rate", "mean_episode_length", "action_mse",
-          "train_seconds"]  # fmt: skip
-KEY = ("seed", "width", "learning_rate", "pad", "batches")
+FIELDS = ["task", "seed", "width", "learning_rate", "pad", "chunk_size", "chunk_decay", "batches", "success_rate",
+          "mean_episode_length", "action_mse", "train_seconds"]  # fmt: skip
+KEY = ("seed", "width", "learning_rate", "pad", "chunk_size", "chunk_decay", "batches")
+FLOATS = ("learning_rate", "chunk_decay")
+DEFAULTS = dict(chunk_size=1, chunk_decay=0.0)  # rows written before chunking was an option
 
 
 def key_of(row: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(float(row[k])) if k == "learning_rate" else str(int(row[k])) for k in KEY)
+    values = {k: row.get(k) if row.get(k) not in (None, "") else DEFAULTS.get(k) for k in KEY}
+    return tuple(str(float(values[k])) if k in FLOATS else str(int(values[k])) for k in KEY)  # type: ignore[arg-type]
 
 
 def train_and_check(args: argparse.Namespace, seed: int, demos: list) -> list[dict[str, Any]]:
@@ -44,6 +47,7 @@ def train_and_check(args: argparse.Namespace, seed: int, demos: list) -> list[di
     key = spi.il_key(args.task, args.camera)
     env = spi.make_env(args.task, args.camera, with_il=True)
     images = spi.part(demos, key)
+    chunked = spi.chunk_episodes(images, args.chunk_size) if args.chunk_size > 1 else images
     checks, rows = set(args.checks), []
     clock = dict(start=time.perf_counter(), eval=0.0)
 
@@ -52,16 +56,19 @@ def train_and_check(args: argparse.Namespace, seed: int, demos: list) -> list[di
             return
         start = time.perf_counter()
         train_seconds = start - clock["start"] - clock["eval"]
-        success, length = evaluate_policy_success(env, spi.image_actor(policy, key), args.eval_episodes, seed=spi.EVAL_SEED)
-        row = dict(task=args.task, seed=seed, width=args.width, learning_rate=args.lr, pad=args.pad, batches=n_done,
-                   success_rate=success, mean_episode_length=length, action_mse=bc_action_error(policy, images),
+        actor = spi.image_actor(policy, key, args.chunk_size, env.action_space, args.chunk_decay)
+        success, length = evaluate_policy_success(env, actor, args.eval_episodes, seed=spi.EVAL_SEED)
+        row = dict(task=args.task, seed=seed, width=args.width, learning_rate=args.lr, pad=args.pad,
+                   chunk_size=args.chunk_size, chunk_decay=args.chunk_decay, batches=n_done, success_rate=success,
+                   mean_episode_length=length, action_mse=bc_action_error(policy, chunked),
                    train_seconds=round(train_seconds, 3))  # fmt: skip
         policy.set_training_mode(True)  # predict() left it in evaluation mode
         clock["eval"] += time.perf_counter() - start
         rows.append(row)
         print(f"seed {seed} width {args.width}: {n_done:>6} batches  success {success:.2f}  mse {row['action_mse']:.2e}")
 
-    spi.train_image_bc(images, env, key, max(args.checks), args.lr, args.width, args.pad, seed, callback=check)
+    spi.train_image_bc(images, env, key, max(args.checks), args.lr, args.width, args.pad, seed, chunk_size=args.chunk_size,
+                       callback=check)  # fmt: skip
     env.close()
     return rows
 
@@ -75,7 +82,8 @@ def main(argv: Optional[list[str]] = None) -> str:
     demos = spi.load_or_record_demos(args, folder)  # recorded once per task folder
     for seed in args.seeds:
         rows = spi.read_curve(path)
-        config = dict(seed=seed, width=args.width, learning_rate=args.lr, pad=args.pad)
+        config = dict(seed=seed, width=args.width, learning_rate=args.lr, pad=args.pad, chunk_size=args.chunk_size,
+                      chunk_decay=args.chunk_decay)  # fmt: skip
         wanted = {key_of(dict(config, batches=n)) for n in args.checks}
         if wanted <= {key_of(row) for row in rows}:
             print(f"seed {seed} width {args.width}: done, skipped")
@@ -97,6 +105,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=16, help="base channels of the BC ResNet-18 (paper: 64)")
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--pad", type=int, default=4, help="random shift padding of BC's images, in pixels")
+    parser.add_argument("--chunk-size", type=int, default=1, help="actions per predicted chunk (1: plain BC)")
+    parser.add_argument("--chunk-decay", type=float, default=0.0,
+                        help="temporal ensembling's m in exp(-m i) (ACT: 0.01); not used with --chunk-size 1")  # fmt: skip
     parser.add_argument("--checks", type=int, nargs="+", default=[500, 1000, 2000], help="batch counts to evaluate at")
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--torch-threads", type=int, default=1)
@@ -104,7 +115,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.demos is None:
         args.demos = spi.DEFAULT_DEMOS[args.task]
-    for name in ("demos", "width", "eval_episodes", "torch_threads"):
+    if args.chunk_size == 1:
+        args.chunk_decay = 0.0  # plain BC: one row key, whatever --chunk-decay says
+    if not (np.isfinite(args.chunk_decay) and args.chunk_decay >= 0):
+        parser.error(f"--chunk-decay must be a number >= 0, got {args.chunk_decay}")
+    for name in ("demos", "width", "eval_episodes", "torch_threads", "chunk_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if min(args.checks) < 1:
