@@ -177,7 +177,12 @@ def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dic
     info_path, policy_path = os.path.join(folder, "bc.json"), os.path.join(folder, "bc_policy.zip")
     if os.path.exists(info_path) and os.path.exists(policy_path):
         with open(info_path) as file:
-            return json.load(file)
+            info = json.load(file)
+        chunking = (info.get("chunk_size", 1), info.get("chunk_decay", 0.0))  # files written before chunking: plain BC
+        if chunking != (args.bc_chunk, args.bc_chunk_decay):
+            raise ValueError(f"{info_path} is a BC of chunk_size, chunk_decay = {chunking}, this call asks for "
+                             f"{(args.bc_chunk, args.bc_chunk_decay)}: give the folder's own, or another --out")  # fmt: skip
+        return info
     key = il_key(args.task, args.camera)
     env = make_env(args.task, args.camera, with_il=True)
     images = part(demos, key)
@@ -186,7 +191,8 @@ def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dic
     def select(n_done: int, policy: Any) -> None:  # the paper keeps a BC checkpoint by its evaluation score
         if n_done in (args.bc_select or ()):
             start = time.perf_counter()
-            success = evaluate_policy_success(env, image_actor(policy, key), args.eval_episodes, seed=SELECT_SEED)[0]
+            actor = image_actor(policy, key, args.bc_chunk, env.action_space, args.bc_chunk_decay)
+            success = evaluate_policy_success(env, actor, args.eval_episodes, seed=SELECT_SEED)[0]
             picked["scores"][n_done] = success
             if (success, n_done) > picked["best"]:  # ties: the later checkpoint
                 picked.update(best=(success, n_done), state={k: v.clone() for k, v in policy.state_dict().items()})
@@ -195,20 +201,23 @@ def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dic
 
     start = time.perf_counter()
     bc = train_image_bc(images, env, key, args.bc_batches, args.bc_lr, args.bc_width, args.bc_pad, args.seed,
-                        progress_bar=args.progress, callback=select)  # fmt: skip
+                        chunk_size=args.bc_chunk, progress_bar=args.progress, callback=select)  # fmt: skip
     seconds = time.perf_counter() - start - picked["seconds"]
     if picked["state"] is not None:
         bc.policy.load_state_dict(picked["state"])
     save_bc_policy(bc, policy_path)
     policy = bc.policy
     start = time.perf_counter()
-    success, length = evaluate_policy_success(env, image_actor(policy, key), args.eval_episodes, seed=EVAL_SEED)
+    actor = image_actor(policy, key, args.bc_chunk, env.action_space, args.bc_chunk_decay)
+    success, length = evaluate_policy_success(env, actor, args.eval_episodes, seed=EVAL_SEED)
     info = dict(
         task=args.task,
         il_key=key,
         features="resnet18",
         resnet_width=args.bc_width,
         random_shift_pad=args.bc_pad,
+        chunk_size=args.bc_chunk,
+        chunk_decay=args.bc_chunk_decay,
         n_batches=picked["best"][1] or args.bc_batches,
         selection=dict(scores=picked["scores"], seconds=round(picked["seconds"], 1)) if args.bc_select else None,
         batch_size=min(256, sum(len(ep) for ep in demos)),
@@ -216,7 +225,7 @@ def bc_stage(args: argparse.Namespace, folder: str, demos: list[Episode]) -> dic
         n_demos=len(demos),
         n_transitions=sum(len(ep) for ep in demos),
         train_seconds=round(seconds, 1),
-        action_mse=bc_action_error(policy, images),
+        action_mse=bc_action_error(policy, chunk_episodes(images, args.bc_chunk) if args.bc_chunk > 1 else images),
         success_rate=success,
         mean_episode_length=length,
         eval_episodes=args.eval_episodes,
@@ -239,6 +248,8 @@ def make_method(method: str, args: argparse.Namespace, env: gym.Env, demos: list
         from stable_baselines3.common.policies import ActorCriticPolicy
 
         il = ActorCriticPolicy.load(bc_path, device="cpu")
+        if args.bc_chunk > 1:  # a stateful IL policy: its actions are cached as it acts (IBRL's default)
+            il = ActionChunkingPolicy(il, args.bc_chunk, int(env.action_space.shape[0]), args.bc_chunk_decay)  # type: ignore[index]
         key = il_key(args.task, args.camera)
         settings.update(args.ibrl_options)
         return IBRL("MlpPolicy", env, il_policy=il, il_obs_keys=[key], demonstrations=demos, **settings)
@@ -274,8 +285,7 @@ def run_method(method: str, args: argparse.Namespace, folder: str, demos: list[E
         model, rows = make_method(method, args, env, demos, os.path.join(folder, "bc_policy.zip")), []
     elapsed = float(rows[-1]["wall_seconds"]) if rows else 0.0
 
-    def act(obs: Any) -> np.ndarray:  # IBRL: the hybrid on full observations (state for RL, image for IL)
-        return model.predict(obs, deterministic=True)[0]
+    act = HybridActor(model)
 
     while model.num_timesteps < args.steps:
         start = time.perf_counter()
@@ -300,6 +310,23 @@ def run_method(method: str, args: argparse.Namespace, folder: str, demos: list[E
         write_curve(curve_path, rows)
         print(f"{method}: {model.num_timesteps:>6} steps  success {success:.2f}  length {length:6.1f}  {elapsed:5.0f}s")
     return rows
+
+
+class HybridActor:
+    """
+    The deployed hybrid (IBRL's ``predict``, deterministic) on full observations (state for RL, image for IL), as the
+    evaluations' ``act_fn``: ``reset()`` before each episode tells a stateful IL policy (action chunking) it starts.
+    """
+
+    def __init__(self, model: Any):
+        self.model, self.starts = model, True
+
+    def reset(self) -> None:
+        self.starts = True
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        episode_start, self.starts = np.array([self.starts]), False
+        return self.model.predict(obs, episode_start=episode_start, deterministic=True)[0]
 
 
 def done_curves(folder: str) -> dict[str, list[dict[str, Any]]]:
@@ -367,6 +394,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--bc-width", type=int, default=16, help="base channels of the BC ResNet-18 (paper: 64)")
     parser.add_argument("--bc-lr", type=float, default=3e-4)
     parser.add_argument("--bc-pad", type=int, default=4, help="random shift padding of BC's images, in pixels (paper: 4)")
+    parser.add_argument("--bc-chunk", type=int, default=1,
+                        help="actions per chunk: BC predicts the next N, acted on with temporal ensembling")  # fmt: skip
+    parser.add_argument("--bc-chunk-decay", type=float, default=0.01, help="temporal ensembling's m in exp(-m i) (ACT: 0.01)")
     parser.add_argument("--ibrl-option", dest="ibrl_options", type=ibrl_option, action="append", default=[],
                         metavar="NAME=VALUE", help="an IBRL option (Python literal): demo_fraction=0.5")  # fmt: skip
     parser.add_argument("--torch-threads", type=int, default=1)
@@ -377,7 +407,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.ibrl_options = dict(args.ibrl_options)
     args.demos = DEFAULT_DEMOS[args.task] if args.demos is None else args.demos
-    for name in ("steps", "eval_every", "eval_episodes", "bc_batches", "bc_width", "demos", "gradient_steps"):
+    if args.bc_chunk == 1:
+        args.bc_chunk_decay = 0.0  # plain BC
+    if not (np.isfinite(args.bc_chunk_decay) and args.bc_chunk_decay >= 0):
+        parser.error(f"--bc-chunk-decay must be a number >= 0, got {args.bc_chunk_decay}")
+    for name in ("steps", "eval_every", "eval_episodes", "bc_batches", "bc_width", "demos", "gradient_steps", "bc_chunk"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.bc_select and (min(args.bc_select) < 1 or max(args.bc_select) != args.bc_batches):

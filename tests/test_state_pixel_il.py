@@ -143,3 +143,52 @@ def test_bc_select_keeps_the_best_checkpoint(script, tmp_path, monkeypatch):
     action = kept.predict(probe["obs"]["image"], deterministic=True)[0]
     assert np.allclose(action, actions[3], atol=1e-6)  # the saved policy is checkpoint 3, not the last one trained
     assert not np.allclose(actions[3], actions[4], atol=1e-6)
+
+
+def test_the_hybrid_actor_tells_the_model_where_episodes_start(script):
+    calls = []
+
+    class Model:
+        def predict(self, obs, episode_start=None, deterministic=False):
+            calls.append((obs, episode_start.tolist(), deterministic))
+            return np.zeros(2), None
+
+    act = script.HybridActor(Model())
+    act.reset()
+    for step in ("a", "b", None, "c"):
+        act.reset() if step is None else act(step)
+    assert calls == [("a", [True], True), ("b", [False], True), ("c", [True], True)]
+
+
+def test_a_chunking_bc_is_trained_evaluated_and_used_by_ibrl(script, tmp_path):
+    pytest.importorskip("imitation.algorithms.bc")
+    from sb3_ibrl.il.frozen import FrozenILPolicy
+    from sb3_ibrl.il.stateful import ActionChunkingPolicy
+
+    common = ["--task", "PointGoal-v0", "--eval-every", "30", "--eval-episodes", "2", "--bc-batches", "2", "--bc-width", "4"]
+    chunking = ["--bc-chunk", "3", "--bc-chunk-decay", "0.5", "--methods", "ibrl", "--no-plot", "--out", str(tmp_path)]
+    folder = script.main([*common, *chunking, "--steps", "30"])
+    with open(os.path.join(folder, "bc.json")) as file:
+        bc = json.load(file)
+    assert (bc["chunk_size"], bc["chunk_decay"]) == (3, 0.5) and bc["action_mse"] >= 0.0
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    policy = ActorCriticPolicy.load(os.path.join(folder, "bc_policy.zip"))
+    assert policy.action_space.shape == (6,)  # 3 actions of 2 dims per prediction
+    model = IBRL.load(os.path.join(folder, "ibrl", "model.zip"))
+    il = model.il_policy.policy if isinstance(model.il_policy, FrozenILPolicy) else model.il_policy
+    assert isinstance(il, ActionChunkingPolicy) and (il.chunk_size, il.decay) == (3, 0.5)
+    # BC alone is evaluated with temporal ensembling, and each episode starts with no chunks in memory
+    env = script.make_env("PointGoal-v0", "unused", with_il=True)
+    actor = script.image_actor(policy, "image", 3, env.action_space, 0.5)
+    obs, _ = env.reset(seed=0)
+    actor.reset()
+    actor(obs)
+    actor(obs)
+    assert len(actor.chunking._chunks["predict"][0]) == 2
+    actor.reset()
+    action = actor(obs)
+    assert len(actor.chunking._chunks["predict"][0]) == 1 and env.action_space.contains(action.astype(np.float32))
+    # the folder's BC is a chunking BC: a call that asks for plain BC is refused
+    with pytest.raises(ValueError, match="chunk_size, chunk_decay"):
+        script.main([*common, "--methods", "ibrl", "--no-plot", "--out", str(tmp_path), "--steps", "60"])

@@ -49,3 +49,19 @@ def test_checks_are_the_bc_of_that_many_batches(script, tmp_path):
     script.main([*common, "--seeds", "1", "--checks", "1", "2"])
     rows = script.spi.read_curve(path)
     assert [(int(r["seed"]), int(r["batches"])) for r in rows] == [(0, 1), (0, 3), (1, 3), (1, 1), (1, 2)]
+
+
+def test_chunking_bc_rows_are_their_own_configuration(script, tmp_path):
+    common = ["--task", "PointGoal-v0", "--width", "4", "--eval-episodes", "1", "--out", str(tmp_path), "--seeds", "0"]
+    assert script.parse_args([*common, "--chunk-decay", "0.3"]).chunk_decay == 0.0  # plain BC: one key whatever the decay
+    for bad in (["--chunk-size", "0"], ["--chunk-size", "2", "--chunk-decay", "-1"]):
+        with pytest.raises(SystemExit):
+            script.parse_args([*common, *bad])
+    path = script.main([*common, "--checks", "2"])
+    script.main([*common, "--checks", "2", "--chunk-size", "3", "--chunk-decay", "0.01"])
+    rows = script.spi.read_curve(path)
+    assert [(int(r["chunk_size"]), float(r["chunk_decay"])) for r in rows] == [(1, 0.0), (3, 0.01)]
+    assert all(0.0 <= float(r["success_rate"]) <= 1.0 and float(r["action_mse"]) >= 0.0 for r in rows)
+    # rows written before chunking was an option (no chunk columns) are plain BC's
+    old = {k: v for k, v in rows[0].items() if not k.startswith("chunk")}
+    assert script.key_of(old) == script.key_of(rows[0]) != script.key_of(rows[1])
