@@ -62,7 +62,9 @@ elif [ "${KIT_GL_OK:-1}" = 0 ] && [[ $TASK != PointGoal* ]]; then
   echo "[gpu_headline] skipped the headline: MuJoCo cannot render through EGL here (see env.txt)" | tee "$OUT/headline.log"
 else
   limit=${HEADLINE_SECONDS:-400}
-  room=$(($(left) - 45 - 60))  # 45 s for start-up and the kill grace, 60 s for the stages after it
+  after=0
+  if stage speed || stage tests; then after=60; fi
+  room=$(($(left) - 45 - after))  # 45 s for start-up and the kill grace, 60 s for the stages after it (if any run)
   [ "$room" -lt "$limit" ] && limit=$room
   args=(--task "$TASK" --out "$RUN_DIR" --steps "$STEPS" --time-limit "$limit" --n-envs "${N_ENVS:-4}" --device "${DEVICE:-cuda}")
   args+=(--bc-seconds "${BC_SECONDS:-60}" --eval-episodes "${EVAL_EPISODES:-10}")
