@@ -27,9 +27,10 @@ with some ``--ways`` replaces those ways' rows of the same checkpoint (and episo
 
 import argparse
 import importlib.util
+import json
 import os
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch as th
@@ -53,23 +54,27 @@ def _state_pixel_il() -> Any:
     return module
 
 
-def actors(model: IBRL, bc: Any, key: str) -> dict[str, tuple[Optional[float], Callable[[Any], np.ndarray]]]:
+def actors(model: IBRL, bc: Any, key: str, spi: Any, bc_info: dict[str, Any]) -> dict[str, tuple[Optional[float], Any]]:
     """
-    Each way of acting: the ``proposal_confidence`` to deploy with (``None``: the run's own) and the act function.
+    Each way of acting: the ``proposal_confidence`` to deploy with (``None``: the run's own) and the act function
+    (each tells a stateful IL policy where its episodes start).
 
     :param model: the loaded IBRL model
     :param bc: the BC policy alone
     :param key: the observation key of the IL's image
+    :param spi: ``state_pixel_il.py`` as a module
+    :param bc_info: the seed's ``bc.json`` (a chunking BC is acted on with temporal ensembling)
     """
     configured = float(model.proposal_confidence)
-    hybrid = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
+    hybrid = spi.HybridActor(model)
+    chunk, decay = int(bc_info.get("chunk_size", 1)), float(bc_info.get("chunk_decay", 0.0))
     return {
         "deployed": (None, hybrid),
         "greedy": (0.0, hybrid),
         "confident": (configured, hybrid),
-        "sampled": (0.0, lambda obs: model.predict(obs, deterministic=False)[0]),
-        "rl": (None, lambda obs: model.predict(obs, deterministic=True, rl_only=True)[0]),
-        "il": (None, lambda obs: bc.predict(obs[key], deterministic=True)[0]),
+        "sampled": (0.0, spi.HybridActor(model, deterministic=False)),
+        "rl": (None, spi.HybridActor(model, rl_only=True)),
+        "il": (None, spi.image_actor(bc, key, chunk, model.action_space, decay)),
     }
 
 
@@ -116,7 +121,9 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
     rows: list[dict[str, Any]] = []
     episodes: dict[str, list[dict[str, Any]]] = {}  # each evaluated way's episode rows
     done: dict[tuple[str, float], dict[str, Any]] = {}  # the hybrid under one confidence acts the same whatever its name
-    for way, (confidence, act) in actors(model, bc, spi.il_key(args.task, args.camera)).items():
+    bc_info_path = os.path.join(folder, "bc.json")
+    bc_info = json.load(open(bc_info_path)) if os.path.exists(bc_info_path) else {}
+    for way, (confidence, act) in actors(model, bc, spi.il_key(args.task, args.camera), spi, bc_info).items():
         if way not in args.ways:
             continue
         deployed = model.policy.proposal_confidence if confidence is None else confidence

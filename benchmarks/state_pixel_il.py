@@ -314,19 +314,23 @@ def run_method(method: str, args: argparse.Namespace, folder: str, demos: list[E
 
 class HybridActor:
     """
-    The deployed hybrid (IBRL's ``predict``, deterministic) on full observations (state for RL, image for IL), as the
-    evaluations' ``act_fn``: ``reset()`` before each episode tells a stateful IL policy (action chunking) it starts.
+    The deployed hybrid (IBRL's ``predict``, deterministic unless told otherwise) on full observations (state for RL,
+    image for IL), as the evaluations' ``act_fn``: ``reset()`` before each episode tells a stateful IL policy (action
+    chunking) that its episode starts.
+
+    :param model: the IBRL model
+    :param predict_kwargs: more arguments of ``model.predict`` (``deterministic``, ``rl_only``)
     """
 
-    def __init__(self, model: Any):
-        self.model, self.starts = model, True
+    def __init__(self, model: Any, **predict_kwargs: Any):
+        self.model, self.starts, self.predict_kwargs = model, True, dict(dict(deterministic=True), **predict_kwargs)
 
     def reset(self) -> None:
         self.starts = True
 
     def __call__(self, obs: Any) -> np.ndarray:
         episode_start, self.starts = np.array([self.starts]), False
-        return self.model.predict(obs, episode_start=episode_start, deterministic=True)[0]
+        return self.model.predict(obs, episode_start=episode_start, **self.predict_kwargs)[0]
 
 
 def done_curves(folder: str) -> dict[str, list[dict[str, Any]]]:

@@ -134,7 +134,7 @@ def test_the_ways_act_as_named(tmp_path):
     env = spi.make_env("PointGoal-v0", "", with_il=True)
     model = IBRL.load(os.path.join(folder, "ibrl", "model.zip"), env=env, device="cpu")
     bc = ActorCriticPolicy.load(os.path.join(folder, "bc_policy.zip"), device="cpu")
-    ways = rules.actors(model, bc, "image")
+    ways = rules.actors(model, bc, "image", spi, {})
     obs, _ = env.reset(seed=3)
     assert ways["greedy"][0] == 0.0 and ways["confident"][0] == model.proposal_confidence > 0
     assert np.allclose(ways["il"][1](obs), bc.predict(obs["image"], deterministic=True)[0])
