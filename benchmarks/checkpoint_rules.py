@@ -121,8 +121,10 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
     rows: list[dict[str, Any]] = []
     episodes: dict[str, list[dict[str, Any]]] = {}  # each evaluated way's episode rows
     done: dict[tuple[str, float], dict[str, Any]] = {}  # the hybrid under one confidence acts the same whatever its name
-    bc_info_path = os.path.join(folder, "bc.json")
-    bc_info = json.load(open(bc_info_path)) if os.path.exists(bc_info_path) else {}
+    bc_info: dict[str, Any] = {}  # a folder without bc.json: plain BC
+    if os.path.exists(os.path.join(folder, "bc.json")):
+        with open(os.path.join(folder, "bc.json")) as file:
+            bc_info = json.load(file)
     for way, (confidence, act) in actors(model, bc, spi.il_key(args.task, args.camera), spi, bc_info).items():
         if way not in args.ways:
             continue

@@ -136,9 +136,9 @@ def train_image_bc(
     BC with ``imitation`` on the IL's images alone (a ResNet-18 of ``width``); ``kwargs`` go to ``train_bc``. With
     ``chunk_size > 1`` it learns to predict the next ``chunk_size`` actions (``chunk_episodes``), for action chunking.
     """
-    action_space = env.action_space if chunk_size == 1 else chunk_action_space(env.action_space, chunk_size)  # type: ignore[arg-type]
+    action_space = env.action_space
     if chunk_size > 1:
-        images = chunk_episodes(images, chunk_size)
+        images, action_space = chunk_episodes(images, chunk_size), chunk_action_space(action_space, chunk_size)  # type: ignore[arg-type]
     return train_bc(images, env.observation_space[key], action_space, n_batches=n_batches,  # type: ignore[index, arg-type]
                     learning_rate=lr, features="resnet18", resnet_width=width, pad=pad, seed=seed, **kwargs)  # fmt: skip
 
@@ -323,7 +323,7 @@ class HybridActor:
     """
 
     def __init__(self, model: Any, **predict_kwargs: Any):
-        self.model, self.starts, self.predict_kwargs = model, True, dict(dict(deterministic=True), **predict_kwargs)
+        self.model, self.starts, self.predict_kwargs = model, True, {"deterministic": True, **predict_kwargs}
 
     def reset(self) -> None:
         self.starts = True
