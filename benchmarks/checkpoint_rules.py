@@ -3,7 +3,8 @@ The last checkpoint of ``state_pixel_il.py``'s IBRL runs, evaluated on more epis
 
 A run's curve scores the deployed hybrid on 20 episodes per point: one such point is noisy (its standard error is
 about 0.1 at a success of 0.5). This script loads each seed's last checkpoint (``<out>/<task>/seed_<n>/ibrl/model.zip``
-and the seed's ``bc_policy.zip``) and evaluates it on ``--episodes`` episodes (reset seeds from 1000, the curve's own
+and the seed's ``bc_policy.zip``; ``--at N``: the model a run with ``--keep-models`` kept at N env steps, its rows in
+``*_at_<N>.csv``) and evaluates it on ``--episodes`` episodes (reset seeds from 1000, the curve's own
 episodes first) as
 
 - ``deployed``: the hybrid as the run deploys it (confident until it matched its IL policy, then greedy): the curve;
@@ -111,12 +112,16 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     folder = os.path.join(args.out, args.task, f"seed_{seed}")
-    model_path, bc_path = os.path.join(folder, "ibrl", "model.zip"), os.path.join(folder, "bc_policy.zip")
+    model_name = "model.zip" if args.at is None else f"model_{args.at}.zip"
+    model_path, bc_path = os.path.join(folder, "ibrl", model_name), os.path.join(folder, "bc_policy.zip")
     for path in (model_path, bc_path):
         if not os.path.exists(path):
-            raise FileNotFoundError(f"{path} not found: run benchmarks/state_pixel_il.py with --out {args.out} first")
+            keep = " --keep-models" if args.at is not None else ""
+            raise FileNotFoundError(f"{path} not found: run benchmarks/state_pixel_il.py with --out {args.out}{keep} first")
     env = spi.make_env(args.task, args.camera, with_il=True)
     model = IBRL.load(model_path, env=env, device="cpu")
+    if args.at is not None and model.num_timesteps != args.at:
+        raise ValueError(f"{model_path} holds a model at {model.num_timesteps} env steps, not {args.at}")
     bc = ActorCriticPolicy.load(bc_path, device="cpu")
     rows: list[dict[str, Any]] = []
     episodes: dict[str, list[dict[str, Any]]] = {}  # each evaluated way's episode rows
@@ -149,9 +154,10 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
                    eval_seconds=round(time.perf_counter() - start, 1))  # fmt: skip
         print(f"[{args.task} seed {seed} at {model.num_timesteps}] {way:>9}: success {success:.3f} over {args.episodes}")
         rows.append(done.setdefault(key, row))
-    rows = _merge(spi, os.path.join(folder, "checkpoint_rules.csv"), rows, FIELDS, model.num_timesteps)
+    rows = _merge(spi, os.path.join(folder, csv_name("checkpoint_rules", args.at)), rows, FIELDS, model.num_timesteps)
     episode_rows = [row for way in episodes for row in episodes[way]]
-    _merge(spi, os.path.join(folder, "checkpoint_episodes.csv"), episode_rows, EPISODE_FIELDS, model.num_timesteps)
+    episodes_path = os.path.join(folder, csv_name("checkpoint_episodes", args.at))
+    _merge(spi, episodes_path, episode_rows, EPISODE_FIELDS, model.num_timesteps)
     return rows
 
 
@@ -164,12 +170,17 @@ def _merge(spi: Any, path: str, rows: list[dict[str, Any]], fields: list[str], e
     return rows
 
 
-def gather(out: str, task: str, spi: Any) -> str:
+def csv_name(stem: str, at: Optional[int]) -> str:
+    """``<stem>.csv`` for the last checkpoint, ``<stem>_at_<N>.csv`` for the model kept at ``N`` env steps (``--at``)."""
+    return f"{stem}.csv" if at is None else f"{stem}_at_{at}.csv"
+
+
+def gather(out: str, task: str, spi: Any, at: Optional[int] = None) -> str:
     """The task's ``checkpoint_rules.csv``: the rows of every seed evaluated so far (one call per seed may run at once)."""
-    task_dir = os.path.join(out, task)
+    task_dir, name = os.path.join(out, task), csv_name("checkpoint_rules", at)
     seeds = sorted(int(name[len("seed_") :]) for name in os.listdir(task_dir) if name.startswith("seed_"))
-    rows = [row for seed in seeds for row in spi.read_curve(os.path.join(task_dir, f"seed_{seed}", "checkpoint_rules.csv"))]
-    path = os.path.join(task_dir, "checkpoint_rules.csv")
+    rows = [row for seed in seeds for row in spi.read_curve(os.path.join(task_dir, f"seed_{seed}", name))]
+    path = os.path.join(task_dir, name)
     spi.write_curve(path, rows, FIELDS)
     return path
 
@@ -185,7 +196,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--heading-period", type=float, default=90.0, help="print success by the object's start heading, "
                         "folded into [0, period) degrees (90: Lift's cube)")  # fmt: skip
     parser.add_argument("--heading-bins", type=int, default=6)
+    parser.add_argument("--at", type=int, default=None, help="evaluate the model kept at this many env steps "
+                        "(state_pixel_il.py --keep-models) instead of the last; rows go to *_at_<N>.csv")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.at is not None and args.at < 1:
+        parser.error(f"--at must be at least 1, got {args.at}")
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
     if not args.heading_period > 0 or args.heading_bins < 1:
@@ -199,11 +214,11 @@ def main(argv: Optional[list[str]] = None) -> str:
     th.set_num_threads(1)
     spi = _state_pixel_il()
     rows = [row for seed in args.seeds for row in evaluate_seed(args, seed, spi)]
-    path = gather(args.out, args.task, spi)
+    path = gather(args.out, args.task, spi, args.at)
     episodes = [
         row
         for seed in args.seeds
-        for row in spi.read_curve(os.path.join(args.out, args.task, f"seed_{seed}", "checkpoint_episodes.csv"))
+        for row in spi.read_curve(os.path.join(args.out, args.task, f"seed_{seed}", csv_name("checkpoint_episodes", args.at)))
     ]
     for way in args.ways:
         rates = [float(row["success_rate"]) for row in rows if row["way"] == way]

@@ -35,6 +35,7 @@ import ast
 import json
 import os
 import pickle
+import shutil
 import sys
 import time
 from typing import Any, Callable, Optional
@@ -307,6 +308,8 @@ def run_method(method: str, args: argparse.Namespace, folder: str, demos: list[E
         if not args.no_checkpoint:
             model.save(model_path)
             model.save_replay_buffer(buffer_path)
+            if args.keep_models:  # this evaluation's model, beside the latest (not overwritten later)
+                shutil.copyfile(model_path, os.path.join(run_dir, f"model_{model.num_timesteps}.zip"))
         write_curve(curve_path, rows)
         print(f"{method}: {model.num_timesteps:>6} steps  success {success:.2f}  length {length:6.1f}  {elapsed:5.0f}s")
     return rows
@@ -406,6 +409,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results/state_pixel_il")
     parser.add_argument("--no-checkpoint", action="store_true", help="do not save the model and buffer after evaluations")
+    parser.add_argument("--keep-models", action="store_true",
+                        help="keep each evaluation's model as ibrl/model_<env steps>.zip (checkpoint_rules --at)")  # fmt: skip
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--progress", action="store_true", help="progress bar of BC")
     args = parser.parse_args(argv)
@@ -418,6 +423,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     for name in ("steps", "eval_every", "eval_episodes", "bc_batches", "bc_width", "demos", "gradient_steps", "bc_chunk"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.keep_models and args.no_checkpoint:
+        parser.error("--keep-models keeps the checkpoints that --no-checkpoint turns off: give one of them")
     if args.bc_select and (min(args.bc_select) < 1 or max(args.bc_select) != args.bc_batches):
         parser.error(f"--bc-select counts must be at least 1 and end at --bc-batches ({args.bc_batches}): {args.bc_select}")
     return args

@@ -155,3 +155,35 @@ def test_the_ways_act_as_named(tmp_path):
             assert np.allclose(sampled[-1], expected)
     for action in sampled:
         assert np.allclose(action, ways["rl"][1](obs), atol=1e-5) or np.allclose(action, il_action, atol=1e-5)
+
+
+def test_a_kept_model_is_evaluated_apart_from_the_last(tmp_path):
+    pytest.importorskip("imitation.algorithms.bc")
+    spi, rules = load_benchmark("state_pixel_il"), load_benchmark("checkpoint_rules")
+    common = ["--task", "PointGoal-v0", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        spi.parse_args([*common, "--keep-models", "--no-checkpoint"])
+    with pytest.raises(SystemExit):
+        rules.parse_args([*common, "--at", "0"])
+    spi.main([*common, "--steps", "40", "--eval-every", "20", "--eval-episodes", "1", "--bc-batches", "2", "--bc-width", "4",
+              "--methods", "ibrl", "--no-plot", "--keep-models"])  # fmt: skip
+    run_dir = os.path.join(tmp_path, "PointGoal-v0", "seed_0", "ibrl")
+    assert sorted(name for name in os.listdir(run_dir) if name.startswith("model")) == [
+        "model.zip",
+        "model_20.zip",
+        "model_40.zip",
+    ]
+    with pytest.raises(FileNotFoundError, match=r"model_30\.zip not found.*--keep-models"):
+        rules.main([*common, "--seeds", "0", "--episodes", "1", "--at", "30"])
+    last = rules.main([*common, "--seeds", "0", "--episodes", "1", "--ways", "rl"])
+    kept = rules.main([*common, "--seeds", "0", "--episodes", "1", "--ways", "rl", "--at", "20"])
+    assert os.path.basename(kept) == "checkpoint_rules_at_20.csv" and os.path.basename(last) == "checkpoint_rules.csv"
+    for path, steps in ((last, "40"), (kept, "20")):  # each checkpoint keeps its own rows: neither drops the other's
+        with open(path, newline="") as file:
+            assert [(row["way"], row["env_steps"]) for row in csv.DictReader(file)] == [("rl", steps)]
+    seed_dir = os.path.dirname(run_dir)
+    assert os.path.exists(os.path.join(seed_dir, "checkpoint_episodes_at_20.csv"))
+    # a file renamed by hand to another step count is refused, not reported under the wrong budget
+    os.replace(os.path.join(run_dir, "model_20.zip"), os.path.join(run_dir, "model_30.zip"))
+    with pytest.raises(ValueError, match="at 20 env steps, not 30"):
+        rules.main([*common, "--seeds", "0", "--episodes", "1", "--at", "30"])
