@@ -103,7 +103,8 @@ def test_sampling_never_waits_for_the_gpu(setup):
 
 
 @pytest.mark.parametrize("options", [dict(mixed_precision="bf16"), dict(compile_updates=True),
-                                     dict(compile_updates="reduce-overhead", mixed_precision="bf16")])  # fmt: skip
+                                     dict(compile_updates="reduce-overhead", mixed_precision="bf16"),
+                                     dict(compile_updates="reduce-overhead", mixed_precision="tf32")])  # fmt: skip
 def test_speed_options_on_cuda(setup, options):
     policy, demos, il_path = setup
     model = _ibrl(policy, demos, il_path, **options).learn(80)
@@ -120,3 +121,33 @@ def test_baselines_on_cuda(setup):
                      **SMALL)  # fmt: skip
         model.learn(60)
         assert all(p.device.type == "cuda" for p in model.policy.parameters())
+
+
+def test_an_action_chunking_il_policy_with_oversampling_and_cuda_graphs(setup):
+    """The headline's next settings: a stateful (chunking) BC, demos oversampled, target-critic proposals, TF32 graphs."""
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    from sb3_ibrl.il.stateful import ActionChunkingPolicy, chunk_action_space, chunk_episodes
+
+    policy, demos, _ = setup
+    env = make_env(policy)
+    chunked = chunk_episodes(demos, 3)
+    bc = train_bc(chunked, env.observation_space, chunk_action_space(env.action_space, 3), n_batches=5, batch_size=32,
+                  device="cuda")  # fmt: skip
+    il = ActionChunkingPolicy(ActorCriticPolicy.load(_saved(bc), device="cuda"), 3, 2, 0.01)
+    model = _ibrl(policy, demos, il, compile_updates="reduce-overhead", mixed_precision="tf32", demo_fraction=0.5,
+                  proposal_critic="target").learn(80)  # fmt: skip
+    assert model.il_policy.stateful and model.il_policy.device.type == "cuda"
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+    obs = env.reset(seed=5)[0]
+    first, _ = model.predict(obs, episode_start=np.array([True]), deterministic=True)
+    again, _ = model.predict(obs, episode_start=np.array([True]), deterministic=True)
+    np.testing.assert_allclose(first, again, atol=1e-5)  # a new episode forgets the last one's chunks
+
+
+def _saved(trainer) -> str:
+    import tempfile
+
+    path = tempfile.mkdtemp() + "/bc.zip"
+    save_bc_policy(trainer, path)
+    return path

@@ -133,7 +133,7 @@ def _to_goal(obs: np.ndarray) -> np.ndarray:
 
 def test_evaluate_vec_plays_the_seeded_episodes_in_parallel():
     vec_env = DummyVecEnv([lambda: gym.make("PointGoal-v0")] * 2)
-    result = evaluate_vec(vec_env, lambda obs: (_to_goal(obs), np.array([True, False])), n_episodes=5, seed=7)
+    result = evaluate_vec(vec_env, lambda obs, starts: (_to_goal(obs), np.array([True, False])), n_episodes=5, seed=7)
     # The same 5 episodes one by one (reset seeds 7..11)
     env, lengths = gym.make("PointGoal-v0"), []
     for seed in range(7, 12):
@@ -145,10 +145,10 @@ def test_evaluate_vec_plays_the_seeded_episodes_in_parallel():
         lengths.append(steps)
     assert result["length"] == pytest.approx(np.mean(lengths))
     assert result["success"] == 1.0 and 0.0 < result["il_fraction"] < 1.0
-    assert evaluate_vec(vec_env, lambda obs: (_to_goal(obs), None), n_episodes=5, seed=7)["length"] == result["length"]
-    assert np.isnan(evaluate_vec(vec_env, lambda obs: (np.zeros((2, 2)), None), 1, seed=0)["il_fraction"])
+    assert evaluate_vec(vec_env, lambda obs, starts: (_to_goal(obs), None), n_episodes=5, seed=7)["length"] == result["length"]
+    assert np.isnan(evaluate_vec(vec_env, lambda obs, starts: (np.zeros((2, 2)), None), 1, seed=0)["il_fraction"])
     with pytest.raises(ValueError, match="n_episodes must be at least 1"):
-        evaluate_vec(vec_env, lambda obs: (obs, None), n_episodes=0, seed=0)
+        evaluate_vec(vec_env, lambda obs, starts: (obs, None), n_episodes=0, seed=0)
 
 
 def test_timed_updates_counts_train_calls_and_unwraps():
@@ -233,3 +233,81 @@ def test_parallel_training_and_evaluation_envs(tmp_path):
     assert result["env_steps"] == 40 and result["settings"]["n_envs"] == 2 and result["settings"]["eval_envs"] == 2
     assert [row["env_steps"] for row in result["curve"]] == [40]
     assert 1 <= result["curve"][0]["hybrid_length"] <= 100
+
+
+def test_evaluate_vec_tells_the_policy_where_episodes_start():
+    vec_env = DummyVecEnv([lambda: gym.make("PointGoal-v0")] * 2)
+    calls = []
+
+    def act(obs, starts):
+        calls.append(starts.copy())
+        return _to_goal(obs), None
+
+    evaluate_vec(vec_env, act, n_episodes=3, seed=7)  # two episodes at once, then one
+    firsts = [i for i, starts in enumerate(calls) if starts.any()]
+    assert len(firsts) == 2 and firsts[0] == 0  # one reset per group of episodes
+    # each played episode starts once, at its reset: both envs, then env 0 alone (env 1 is idle in the last group)
+    assert calls[0].tolist() == [True, True] and calls[firsts[1]].tolist() == [True, False]
+    assert sum(starts.sum() for starts in calls) == 3
+
+
+class _ChunkPolicy:
+    """A fake SB3 policy predicting chunks of 2 actions of size 1: (t, t + 1) / 10 at its t-th call."""
+
+    def __init__(self):
+        self.t = 0
+
+    def set_training_mode(self, mode):
+        pass
+
+    def obs_to_tensor(self, obs):
+        return torch.as_tensor(obs), True
+
+    def _predict(self, obs, deterministic=True):
+        self.t += 1
+        return torch.tensor([[self.t - 1, self.t]] * len(obs), dtype=torch.float32) / 10
+
+
+def test_a_chunking_bc_acts_by_temporal_ensembling_from_each_episode_start():
+    from sb3_ibrl.benchmark.headline_tools import policy_act_fn
+
+    space = gym.spaces.Box(-0.15, 0.15, (1,))
+    act = policy_act_fn(_ChunkPolicy(), (2, 0.0), space)
+    obs = np.zeros((2, 3), dtype=np.float32)
+    assert np.allclose(act(obs, np.array([True, True]))[0], [[0.0], [0.0]])  # first chunk (0, .1): its first action
+    # step 2 averages the first chunk's second action (.1) and the second chunk's first (.1); step 3: (.2 + .2) / 2,
+    # clipped to the space; env 1 starting again takes its new chunk's first action alone
+    assert np.allclose(act(obs, np.array([False, False]))[0], [[0.1], [0.1]])
+    assert np.allclose(act(obs, np.array([False, True]))[0], [[0.15], [0.15]])  # 0.2 both, clipped to 0.15
+    assert np.allclose(act(obs, np.array([False, True]))[0], [[0.15], [0.15]])  # env 1: mean(.4, .3) = .35 -> .15
+    plain = policy_act_fn(_ChunkPolicy())  # without chunking: the policy's own predict (which this fake lacks)
+    with pytest.raises(AttributeError, match="predict"):
+        plain(obs, np.array([True, True]))
+    with pytest.raises(ValueError, match="Box action space"):
+        policy_act_fn(_ChunkPolicy(), (2, 0.0), gym.spaces.Discrete(2))
+
+
+def test_a_chunking_bc_is_the_stateful_il_policy_of_the_run(tmp_path):
+    from sb3_ibrl.ibrl import IBRL
+    from sb3_ibrl.il.stateful import ActionChunkingPolicy
+
+    config = HeadlineConfig(str(tmp_path), task=POINT_GOAL_PIXEL, smoke=True, steps=40, eval_every=40, bc_chunk=3)
+    result = run_headline(HeadlineConfig(**dict(vars(config), eval_episodes=2)), log=quiet)
+    assert result["settings"]["bc_chunk"] == 3 and result["settings"]["bc_chunk_decay"] == 0.01
+    assert result["bc"]["chunk_size"] == 3 and 0.0 <= result["bc"]["success"] <= 1.0
+    model = IBRL.load(str(tmp_path / "checkpoint" / "model.zip"))
+    chunking = model.policy.il_policy.policy
+    assert isinstance(chunking, ActionChunkingPolicy) and (chunking.chunk_size, chunking.decay) == (3, 0.01)
+    assert model.cache_il_actions and result["env_steps"] == 40
+    # the BC predicts 3 actions of the env's 2
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    assert ActorCriticPolicy.load(str(tmp_path / "bc.zip")).action_space.shape == (6,)
+    # the folder's BC is a chunking one: a call that asks for another refuses to continue with it
+    for other in (dict(bc_chunk=1), dict(bc_chunk_decay=0.5)):
+        with pytest.raises(ValueError, match=r"holds a BC of --bc-chunk 3 --bc-chunk-decay 0\.01"):
+            run_headline(HeadlineConfig(**dict(vars(config), **other)), log=quiet)
+    with pytest.raises(ValueError, match="bc_chunk must be at least 1"):
+        HeadlineConfig(str(tmp_path), bc_chunk=0).resolve()
+    with pytest.raises(ValueError, match="bc_chunk_decay must be a number >= 0"):
+        HeadlineConfig(str(tmp_path), bc_chunk=2, bc_chunk_decay=-1.0).resolve()

@@ -77,6 +77,9 @@ def add_headline_parser(commands: Any) -> None:
         "--override", nargs="*", default=[], metavar="KEY=VALUE", help="IBRL keywords (Python literals), e.g. train_freq=2"
     )
     headline.add_argument("--bc", nargs="*", default=[], metavar="KEY=VALUE", help="train_bc keywords, e.g. resnet_width=32")
+    headline.add_argument("--bc-chunk", type=int, default=1,
+                          help="BC predicts the next N actions, acts by temporal ensembling (1: the paper's BC)")  # fmt: skip
+    headline.add_argument("--bc-chunk-decay", type=float, default=0.01, help="temporal ensembling's m in exp(-m i) (0.01)")
 
 
 def run_headline_command(args: argparse.Namespace) -> int:
@@ -100,6 +103,8 @@ def run_headline_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         overrides=parse_assignments(args.override, "--override"),
         bc_overrides=parse_assignments(args.bc, "--bc"),
+        bc_chunk=args.bc_chunk,
+        bc_chunk_decay=args.bc_chunk_decay,
     )
     result = run_headline(config)
     print(f"headline: {os.path.join(args.out, 'headline.json')} ({'partial' if result.get('partial') else 'complete'})")

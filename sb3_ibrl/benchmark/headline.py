@@ -84,6 +84,9 @@ class HeadlineConfig:
     :param seed: seed of demos, BC, IBRL and training envs
     :param overrides: IBRL keyword arguments on top of the task's (``policy_kwargs`` are merged)
     :param bc_overrides: :func:`~sb3_ibrl.il.training.train_bc` keyword arguments (``n_batches`` caps the count)
+    :param bc_chunk: actions per chunk of an action-chunking BC (1: the paper's plain BC): it predicts the next
+        ``bc_chunk`` actions and acts by temporal ensembling, alone and as IBRL's (stateful) IL policy
+    :param bc_chunk_decay: temporal ensembling's ``m`` in ``exp(-m i)`` (ACT: 0.01)
     """
 
     out_dir: str
@@ -101,6 +104,8 @@ class HeadlineConfig:
     seed: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
     bc_overrides: dict[str, Any] = field(default_factory=dict)
+    bc_chunk: int = 1
+    bc_chunk_decay: float = 0.01
 
     def resolve(self) -> "HeadlineConfig":
         """A copy with every default filled in and checked."""
@@ -116,10 +121,13 @@ class HeadlineConfig:
         eval_episodes = pick(self.eval_episodes, "eval_episodes", 10)
         free_cores = max((os.cpu_count() or 2) - self.n_envs - 1, 1)
         eval_envs = pick(self.eval_envs, "eval_envs", 1 if self.smoke else min(eval_episodes, 10, free_cores))
-        counts = dict(steps=steps, eval_every=eval_every, eval_episodes=eval_episodes, n_envs=self.n_envs, eval_envs=eval_envs)
+        counts = dict(steps=steps, eval_every=eval_every, eval_episodes=eval_episodes, n_envs=self.n_envs, eval_envs=eval_envs,
+                      bc_chunk=self.bc_chunk)  # fmt: skip
         for name, value in counts.items():
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        if not (np.isfinite(self.bc_chunk_decay) and self.bc_chunk_decay >= 0):
+            raise ValueError(f"bc_chunk_decay must be a number >= 0, got {self.bc_chunk_decay}")
         check_keywords(self.overrides, self.bc_overrides)
         for name in ("time_limit", "bc_seconds", "check_every"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
@@ -133,6 +141,7 @@ class HeadlineConfig:
                 "eval_envs": min(eval_envs, eval_episodes),
                 "bc_seconds": pick(self.bc_seconds, "bc_seconds", BC_SECONDS),
                 "check_every": pick(self.check_every, "check_every", max(eval_every // 5, 1)),
+                "bc_chunk_decay": float(self.bc_chunk_decay) if self.bc_chunk > 1 else 0.0,  # plain BC: none
             }
         )
 
@@ -181,6 +190,13 @@ class HeadlineRun:
         if previous.get("settings", {}).get("n_envs", cfg.n_envs) != cfg.n_envs:
             raise ValueError(
                 f"{cfg.out_dir} was run with --n-envs {previous['settings']['n_envs']}: continue it with the same"
+            )
+        settings = previous.get("settings", {})
+        chunking = [settings.get("bc_chunk", 1), settings.get("bc_chunk_decay", 0.0)]
+        if chunking != [cfg.bc_chunk, cfg.bc_chunk_decay]:  # runs from before chunking: plain BC
+            raise ValueError(
+                f"{cfg.out_dir} holds a BC of --bc-chunk {chunking[0]} --bc-chunk-decay {chunking[1]:g}, this call asks "
+                f"for {cfg.bc_chunk} and {cfg.bc_chunk_decay:g}: continue it with its own, or use another --out"
             )
         self.resuming = os.path.exists(self.paths["model"]) and os.path.exists(self.paths["buffer"])
         if not self.resuming:
@@ -238,10 +254,13 @@ class HeadlineRun:
         with self.watch.part("bc"):
             settings = {"device": cfg.device, **self.spec.bc_settings, **(SMOKE_BC if cfg.smoke else {}), **cfg.bc_overrides}
             budget, probe = float(cfg.bc_seconds), 3 if cfg.smoke else 20  # type: ignore[arg-type]
-            trainer, self.bc_info = train_bc_in_budget(self.episodes, self.train_env, settings, budget, probe, cfg.seed)
+            trainer, self.bc_info = train_bc_in_budget(
+                self.episodes, self.train_env, settings, budget, probe, cfg.seed, chunk_size=cfg.bc_chunk
+            )
             save_bc_policy(trainer, paths["bc.zip"])
         with self.watch.part("evaluation"):
-            bc = evaluate_vec(self.eval_env, policy_act_fn(trainer.policy), cfg.eval_episodes, EVAL_SEED)  # type: ignore[arg-type]
+            act = policy_act_fn(trainer.policy, (cfg.bc_chunk, cfg.bc_chunk_decay), self.eval_env.action_space)
+            bc = evaluate_vec(self.eval_env, act, cfg.eval_episodes, EVAL_SEED)  # type: ignore[arg-type]
         self.bc_info.update(success=bc["success"], mean_episode_length=bc["length"], eval_seconds=bc["seconds"])
         info = self.bc_info
         self.log(f"[headline] BC: {info['n_batches']} batches, {info['train_seconds']:.0f} s, success {info['success']:.2f}")
@@ -262,9 +281,17 @@ class HeadlineRun:
                 options.update(SMOKE_IBRL if cfg.smoke else {})
                 policy_kwargs = {**options.get("policy_kwargs", {}), **cfg.overrides.get("policy_kwargs", {})}
                 overrides = {**options, **cfg.overrides, "policy_kwargs": policy_kwargs}
-                settings, bc_path = self.spec.rl_settings, self.paths["bc.zip"]
+                settings, il_policy = self.spec.rl_settings, self.paths["bc.zip"]
+                if cfg.bc_chunk > 1:  # a stateful IL policy: IBRL caches its actions as it acts (its default)
+                    from stable_baselines3.common.policies import ActorCriticPolicy
+
+                    from sb3_ibrl.il.stateful import ActionChunkingPolicy
+
+                    action_dim = int(np.prod(self.train_env.action_space.shape))  # type: ignore[arg-type]
+                    bc = ActorCriticPolicy.load(il_policy, device=self.device)
+                    il_policy = ActionChunkingPolicy(bc, cfg.bc_chunk, action_dim, cfg.bc_chunk_decay)
                 self.model = make_model(
-                    "ibrl", self.train_env, settings, self.episodes, bc_path, cfg.seed, overrides=overrides
+                    "ibrl", self.train_env, settings, self.episodes, il_policy, cfg.seed, overrides=overrides
                 )
         self.curve = [row for row in self.previous.get("curve", []) if row["env_steps"] <= self.model.num_timesteps]
         self.call["from_steps"] = int(self.model.num_timesteps)

@@ -25,7 +25,9 @@ from sb3_ibrl.data.episodes import Episode
 
 # Parts of the wall-clock split, in the order of the pipeline
 TIME_PARTS = ("setup", "demos", "bc", "env_steps", "updates", "evaluation", "checkpoint", "report")
-VecActFn = Callable[[Any], tuple[np.ndarray, Optional[np.ndarray]]]
+# (observations, episode_start) -> (actions in env units, mask of IL actions or None); episode_start marks the envs
+# whose episode starts at this step, for a policy with memory (an action-chunking IL policy)
+VecActFn = Callable[[Any, np.ndarray], tuple[np.ndarray, Optional[np.ndarray]]]
 
 
 class Stopwatch:
@@ -87,7 +89,8 @@ def evaluate_vec(vec_env: VecEnv, act: VecActFn, n_episodes: int, seed: int) -> 
     (``seed``, ``seed + 1``, ...: the same episodes at every evaluation).
 
     :param vec_env: the evaluation envs (their episodes end on their time limit)
-    :param act: maps a batch of observations to ``(actions in env units, mask of IL actions or None)``
+    :param act: maps a batch of observations and the mask of envs whose episode starts at this step (all of them
+        at each reset of the evaluation, then none) to ``(actions in env units, mask of IL actions or None)``
     :param n_episodes: episodes to play
     :param seed: reset seed of the first episode
     :return: ``success`` (rate), ``length`` (mean episode length), ``il_fraction`` (of the executed actions; ``nan``
@@ -106,7 +109,7 @@ def evaluate_vec(vec_env: VecEnv, act: VecActFn, n_episodes: int, seed: int) -> 
         obs = vec_env.reset()
         steps = np.zeros(n_envs, dtype=np.int64)
         while active.any():
-            actions, use_il = act(obs)
+            actions, use_il = act(obs, active & (steps == 0))  # (a finished env plays no more until the next reset)
             if use_il is not None:
                 il_counts[0] += int(np.sum(use_il[active]))
                 il_counts[1] += int(active.sum())
@@ -129,11 +132,12 @@ def model_act_fn(model: Any, rl_only: bool = False) -> VecActFn:
     policy = model.policy
     has_il = getattr(policy, "il_policy", None) is not None and not rl_only
 
-    def act(obs: Any) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def act(obs: Any, episode_start: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
         policy.set_training_mode(False)
         obs_tensor, _ = policy.obs_to_tensor(obs)
         with th.no_grad():
             if has_il:
+                policy.il_policy.start_episodes(np.flatnonzero(episode_start), context="predict")  # (stateful IL only)
                 action, use_il = policy.propose(obs_tensor, deterministic=True)
                 mask: Optional[np.ndarray] = use_il.cpu().numpy()
             else:
@@ -143,11 +147,33 @@ def model_act_fn(model: Any, rl_only: bool = False) -> VecActFn:
     return act
 
 
-def policy_act_fn(policy: Any) -> VecActFn:
-    """The deterministic actions of an SB3 policy (e.g. the BC policy) for :func:`evaluate_vec`."""
+def policy_act_fn(
+    policy: Any, chunking: Optional[tuple[int, float]] = None, action_space: Optional[gym.Space] = None
+) -> VecActFn:
+    """
+    The deterministic actions of an SB3 policy (e.g. the BC policy) for :func:`evaluate_vec`.
 
-    def act(obs: Any) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        return policy.predict(obs, deterministic=True)[0], None
+    :param policy: the policy
+    :param chunking: ``(chunk_size, decay)`` of a BC policy that predicts chunks of actions: act with temporal
+        ensembling (:class:`~sb3_ibrl.il.stateful.ActionChunkingPolicy`), each env's memory emptied where its episode
+        starts
+    :param action_space: the env's action space (for ``chunking``: the size of one action, and the clip of the
+        ensembled action)
+    """
+    if chunking is None or chunking[0] == 1:
+        return lambda obs, episode_start: (policy.predict(obs, deterministic=True)[0], None)
+    from sb3_ibrl.il.stateful import ActionChunkingPolicy
+
+    if not isinstance(action_space, gym.spaces.Box):
+        raise ValueError(f"An action-chunking policy needs the env's Box action space, got {action_space}")
+    chunked = ActionChunkingPolicy(policy, chunking[0], int(np.prod(action_space.shape)), chunking[1])
+
+    def act(obs: Any, episode_start: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        policy.set_training_mode(False)
+        chunked.start_episodes(np.flatnonzero(episode_start), context="predict")
+        obs_tensor, _ = policy.obs_to_tensor(obs)
+        actions = chunked.step(obs_tensor, range(len(episode_start)), context="predict").cpu().numpy()
+        return np.clip(actions, action_space.low, action_space.high), None
 
     return act
 
@@ -294,12 +320,19 @@ def make_envs(factory: Callable[[], gym.Env], n_envs: int, seed: int) -> VecEnv:
 
 
 def train_bc_in_budget(
-    episodes: list[Episode], env: VecEnv, settings: dict[str, Any], budget: float, probe: int = 20, seed: int = 0
+    episodes: list[Episode],
+    env: VecEnv,
+    settings: dict[str, Any],
+    budget: float,
+    probe: int = 20,
+    seed: int = 0,
+    chunk_size: int = 1,
 ) -> tuple[Any, dict[str, Any]]:
     """
     Train a BC policy for as many batches as fit a time budget: after a warm-up run of 1 batch (imports, kernel
     selection), a run of 2 batches and one of ``2 + probe`` give the seconds per batch (their start-up costs cancel);
-    the rest of the budget sets the batch count of the final run.
+    the rest of the budget sets the batch count of the final run. With ``chunk_size > 1`` the policy learns to predict
+    the next ``chunk_size`` actions (:func:`~sb3_ibrl.il.stateful.chunk_episodes`), for action chunking.
 
     :param episodes: the demos
     :param env: the env (its spaces)
@@ -307,16 +340,21 @@ def train_bc_in_budget(
     :param budget: seconds for the probes and the final run together
     :param probe: batches of the second probe beyond the first's
     :param seed: the seed of every run
+    :param chunk_size: actions per predicted chunk (1: plain BC)
     :return: the ``imitation`` trainer of the final run, and a dict that says what was done
     """
+    from sb3_ibrl.il.stateful import chunk_action_space, chunk_episodes
     from sb3_ibrl.il.training import resolve_features, train_bc
 
     settings = dict(settings)
     max_batches = int(settings.pop("n_batches", 100_000))
+    action_space = env.action_space
+    if chunk_size > 1:
+        episodes, action_space = chunk_episodes(episodes, chunk_size), chunk_action_space(action_space, chunk_size)  # type: ignore[arg-type]
 
     def run(n_batches: int) -> tuple[Any, float]:
         start = time.perf_counter()
-        trainer = train_bc(episodes, env.observation_space, env.action_space, n_batches=n_batches, seed=seed, **settings)
+        trainer = train_bc(episodes, env.observation_space, action_space, n_batches=n_batches, seed=seed, **settings)
         return trainer, time.perf_counter() - start
 
     info: dict[str, Any] = dict(budget_seconds=budget, max_batches=max_batches, probe_batches=[1, 2, 2 + probe])
@@ -335,6 +373,7 @@ def train_bc_in_budget(
         train_seconds=seconds,
         features=resolve_features(settings.get("features", "auto"), env.observation_space),
         batch_size=min(int(settings.get("batch_size", 256)), sum(len(ep) for ep in episodes)),
+        chunk_size=chunk_size,
         settings=jsonable(settings),
     )
     return trainer, info
