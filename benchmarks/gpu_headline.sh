@@ -17,6 +17,7 @@
 #     torch.compile variants take minutes to compile: give them a call of their own, e.g.
 #     SPEED_ARGS="--encoders paper-vit --speedups baseline cache-il device-replay bf16 compile cudagraphs --il resnet18 --updates 200")
 #   STAGES ("headline speed tests": which stages run, in that order)  SPEED_SECONDS (120: the speed stage's limit)
+#   TESTS_K (a pytest -k selection of tests/test_cuda.py; default: all, the compiled variants last)
 # The headline stops in time and saves a checkpoint; RUN_DIR is an ignored folder of the tree, which the device machine
 # keeps while it stays warm: the same call again (at once) continues a partial run.
 #
@@ -118,7 +119,8 @@ else
   # The correctness tests first, then the compiled variants (minutes of compilation), each pytest under what is left.
   # SIGINT: pytest stops as on Ctrl-C and still prints the failures so far (with -v, every test's outcome as it ends)
   : >"$OUT/test_cuda.txt"
-  for selection in "not speed_options" "speed_options"; do
+  if [ -n "${TESTS_K:-}" ]; then selections=("$TESTS_K"); else selections=("not speed_options" "speed_options"); fi
+  for selection in "${selections[@]}"; do
     t=$(($(left) - 5))
     if [ "$t" -lt 20 ]; then
       echo "[gpu_headline] no time left for tests/test_cuda.py -k '$selection'" >>"$OUT/test_cuda.txt"

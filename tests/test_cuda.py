@@ -104,7 +104,8 @@ def test_sampling_never_waits_for_the_gpu(setup):
 
 @pytest.mark.parametrize("options", [dict(mixed_precision="bf16"), dict(compile_updates=True),
                                      dict(compile_updates="reduce-overhead", mixed_precision="bf16"),
-                                     dict(compile_updates="reduce-overhead", mixed_precision="tf32")])  # fmt: skip
+                                     dict(compile_updates="reduce-overhead", mixed_precision="tf32")],
+                         ids=["bf16", "compile", "cudagraphs-bf16", "cudagraphs-tf32"])  # fmt: skip
 def test_speed_options_on_cuda(setup, options):
     policy, demos, il_path = setup
     model = _ibrl(policy, demos, il_path, **options).learn(80)

@@ -311,3 +311,13 @@ def test_a_chunking_bc_is_the_stateful_il_policy_of_the_run(tmp_path):
         HeadlineConfig(str(tmp_path), bc_chunk=0).resolve()
     with pytest.raises(ValueError, match="bc_chunk_decay must be a number >= 0"):
         HeadlineConfig(str(tmp_path), bc_chunk=2, bc_chunk_decay=-1.0).resolve()
+
+
+def test_evaluation_envs_use_the_cores_the_idle_training_envs_leave(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    # the third GPU run: 8 training envs left 7 evaluation envs, so 10 episodes took two rounds
+    assert HeadlineConfig(str(tmp_path), n_envs=8).resolve().eval_envs == 10
+    assert HeadlineConfig(str(tmp_path), n_envs=8, eval_episodes=4).resolve().eval_envs == 4
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert HeadlineConfig(str(tmp_path), n_envs=8).resolve().eval_envs == 3
+    assert HeadlineConfig(str(tmp_path), n_envs=8, smoke=True).resolve().eval_envs == 1

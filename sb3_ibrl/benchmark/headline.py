@@ -74,7 +74,7 @@ class HeadlineConfig:
     :param steps: IBRL env steps (Lift 20K, Meta-World 100K)
     :param eval_every: env steps between evaluations (``steps // 10``)
     :param eval_episodes: episodes per evaluation (10)
-    :param eval_envs: parallel evaluation envs (up to 10 and the free cores)
+    :param eval_envs: parallel evaluation envs (up to 10 and the cores but one; the training envs idle meanwhile)
     :param n_envs: parallel training envs (``SubprocVecEnv`` when more than 1)
     :param device: ``"auto"``, ``"cuda"`` or ``"cpu"`` (BC and IBRL)
     :param time_limit: seconds for this call, from its start (``None``: no limit)
@@ -119,7 +119,7 @@ class HeadlineConfig:
         steps = pick(self.steps, "steps", HEADLINE_STEPS.get(task_name(self.task), 100_000))
         eval_every = pick(self.eval_every, "eval_every", max(steps // 10, 1))
         eval_episodes = pick(self.eval_episodes, "eval_episodes", 10)
-        free_cores = max((os.cpu_count() or 2) - self.n_envs - 1, 1)
+        free_cores = max((os.cpu_count() or 2) - 1, 1)  # the training envs never step during an evaluation
         eval_envs = pick(self.eval_envs, "eval_envs", 1 if self.smoke else min(eval_episodes, 10, free_cores))
         counts = dict(steps=steps, eval_every=eval_every, eval_episodes=eval_episodes, n_envs=self.n_envs, eval_envs=eval_envs,
                       bc_chunk=self.bc_chunk)  # fmt: skip
