@@ -4,16 +4,20 @@ encoder, 1 scripted demo, and an IL policy that reads the image (it locates the 
 the image, then runs a BC policy trained on the demo's states). Success-rate curves over seeds.
 
     python benchmarks/pixel_learning_check.py --seeds 0 1 --steps 3000 --encoder vit
+    python benchmarks/pixel_learning_check.py --seeds 0 1 2 --override demo_fraction=0.5   # any IBRL keyword
 """
 
 import argparse
 import time
+from typing import Any, Optional
 
 import gymnasium as gym
 import torch as th
 
 import sb3_ibrl  # noqa: F401  (registers PointGoal-v0)
 from sb3_ibrl import IBRL
+from sb3_ibrl.benchmark.headline_tasks import check_keywords
+from sb3_ibrl.benchmark.headline_tools import parse_assignments
 from sb3_ibrl.common.callbacks import SuccessCurveCallback
 from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
 from sb3_ibrl.envs import PointGoalExpert
@@ -34,7 +38,15 @@ def make_env() -> gym.Env:
     return gym.make("PointGoal-v0", obs_mode="pixel")
 
 
-def run(seed: int, steps: int, encoder: str, eval_every: int, eval_episodes: int, with_il: bool = True) -> dict:
+def run(
+    seed: int,
+    steps: int,
+    encoder: str,
+    eval_every: int,
+    eval_episodes: int,
+    with_il: bool = True,
+    overrides: Optional[dict[str, Any]] = None,
+) -> dict:
     th.manual_seed(seed)
     env = make_env()
     demos = record_episodes(env, PointGoalExpert(seed=2), n_episodes=1, seed=2, act_fn_input="state")
@@ -51,7 +63,7 @@ def run(seed: int, steps: int, encoder: str, eval_every: int, eval_episodes: int
     )
     il = PixelStateAdapter(bc.policy)
     bc_success = evaluate_policy_success(make_env(), lambda obs: il(obs[None])[0], eval_episodes, 123)[0]
-    settings = {**POINT_GOAL_PIXEL_IBRL_SETTINGS, "policy_kwargs": ENCODERS[encoder]}
+    settings = {**POINT_GOAL_PIXEL_IBRL_SETTINGS, "policy_kwargs": ENCODERS[encoder], **(overrides or {})}
     model = IBRL("CnnPolicy", env, il_policy=il if with_il else None, demonstrations=demos, seed=seed, **settings)
     curve = SuccessCurveCallback(make_env(), eval_freq=eval_every, n_eval_episodes=eval_episodes, seed=123)
     start = time.time()
@@ -67,10 +79,16 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--no-il", action="store_true", help="TD3 + demos with the same networks (no IL policy)")
+    parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE", help="IBRL keywords, e.g. demo_fraction=0.5")
     args = parser.parse_args()
+    try:
+        overrides = parse_assignments(args.override)
+        check_keywords(overrides, {})
+    except ValueError as error:
+        parser.error(str(error))
     for seed in args.seeds:
-        result = run(seed, args.steps, args.encoder, args.eval_every, args.eval_episodes, not args.no_il)
-        print(result, flush=True)
+        result = run(seed, args.steps, args.encoder, args.eval_every, args.eval_episodes, not args.no_il, overrides)
+        print({**result, "overrides": overrides}, flush=True)
 
 
 if __name__ == "__main__":
