@@ -162,6 +162,25 @@ def test_loader_shifts_images_every_batch_and_keeps_the_rest():
     assert len(shuffled) == 1 and shuffled[0].shape == (20, 2)
 
 
+def test_loader_on_a_device_gives_the_numpy_loaders_batches():
+    episodes = stripe_episodes(2, 10, seed=1)
+    batches = {}
+    for device in (None, "cpu"):  # the same shuffling seed and torch generator state: the same shifts
+        th.manual_seed(3)
+        batches[device] = list(DemoBatches(episodes, IMAGE_SPACE_32, batch_size=8, seed=5, device=device))
+        batches[device] += list(DemoBatches(episodes, IMAGE_SPACE_32, batch_size=8, seed=5, device=device, augment=False))
+    assert len(batches["cpu"]) == 4
+    for host, kept in zip(batches[None], batches["cpu"]):
+        assert isinstance(host["obs"], np.ndarray) and isinstance(kept["obs"], th.Tensor)
+        assert kept["obs"].dtype == th.uint8 and kept["obs"].device.type == "cpu"
+        np.testing.assert_array_equal(kept["obs"].numpy(), host["obs"])
+        np.testing.assert_array_equal(kept["acts"], host["acts"])
+    assert not np.array_equal(batches["cpu"][0]["obs"].numpy(), batches["cpu"][2]["obs"].numpy())  # shifted vs not
+    # Dict observations stay numpy batches (DictObs), whatever the device
+    loader = DemoBatches(stripe_episodes(1, 10, seed=0, proprio=True), DICT_SPACE, batch_size=8, device="cpu")
+    assert loader.device is None and isinstance(next(iter(loader))["obs"].get("agentview"), np.ndarray)
+
+
 def test_features_choice():
     state_space = spaces.Box(-1, 1, (4,), np.float32)
     assert isinstance(make_bc_policy(IMAGE_SPACE_32, ACTION_SPACE, resnet_width=8).features_extractor, ResNet18Extractor)

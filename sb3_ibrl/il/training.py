@@ -25,6 +25,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.utils import get_device
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -82,6 +83,10 @@ class DemoBatches:
     :param pad: random shift padding in pixels (paper: 4)
     :param shuffle: shuffle the transitions at every epoch (``False``: dataset order, for tests)
     :param seed: seed of the shuffling (the shift uses torch's global generator)
+    :param device: ``None``: numpy batches (imitation copies each one to its device). A torch device, for image
+        observations (not a Dict): the images are put there once, and each batch's images are indexed and shifted
+        there, as uint8 tensors, with no host work or copy per batch (:func:`train_bc` does this on CUDA). On the CPU
+        the batches equal the numpy ones
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class DemoBatches:
         pad: int = 4,
         shuffle: bool = True,
         seed: int = 0,
+        device: Optional[Union[str, th.device]] = None,
     ):
         if len(episodes) == 0:
             raise ValueError("The demonstrations are empty: no episode was given")
@@ -115,6 +121,10 @@ class DemoBatches:
         self.pad = pad
         self.shuffle = shuffle
         self.rng = np.random.default_rng(seed)
+        self.device: Optional[th.device] = None
+        if device is not None and self.image_keys == [None]:  # plain image observations: kept on the device
+            self.device = th.device(device)
+            self.images = th.as_tensor(self.obs, device=self.device)  # (n_transitions, C, H, W)
 
     def __len__(self) -> int:
         return self.n_transitions // self.batch_size
@@ -130,6 +140,12 @@ class DemoBatches:
         :param indices: indices of the transitions
         :return: ``{"obs": observations, "acts": actions}``
         """
+        if self.device is not None:
+            images = self.images[th.as_tensor(indices, device=self.device)]  # (batch, C, H, W)
+            if self.augment and self.pad > 0:
+                shifted = random_shift(images, self.pad)  # float32, same scale; pure indexing
+                images = shifted.to(th.uint8) if images.dtype == th.uint8 else shifted
+            return {"obs": images, "acts": self.acts[indices]}
         obs = obs_index(self.obs, indices)  # a copy (fancy indexing)
         if self.augment and self.pad > 0:
             for key in self.image_keys:
@@ -273,7 +289,9 @@ def train_bc(
         n_batches = bc_batches(n_transitions, batch_size)
         note = SIZED_NOTE.format(n_transitions=n_transitions)
     batch_size = min(batch_size, n_transitions)  # imitation refuses batches larger than the data
-    batches = DemoBatches(episodes, observation_space, batch_size, augment=augment, pad=pad, seed=seed)
+    on_gpu = get_device(device).type == "cuda"  # the images then stay on the GPU, shifted there
+    batches = DemoBatches(episodes, observation_space, batch_size, augment=augment, pad=pad, seed=seed,
+                          device=get_device(device) if on_gpu else None)  # fmt: skip
     trainer = bc.BC(
         observation_space=observation_space,
         action_space=action_space,
