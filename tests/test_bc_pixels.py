@@ -21,8 +21,9 @@ from sb3_ibrl.networks.resnet import ResNet18Extractor
 
 pytest.importorskip("imitation.algorithms.bc")
 from sb3_ibrl.il.cli import main
+from sb3_ibrl.il.demo_batches import DemoBatches
 from sb3_ibrl.il.frozen import as_il_policy
-from sb3_ibrl.il.training import DemoBatches, bc_action_error, make_bc_policy, save_bc_policy, train_bc
+from sb3_ibrl.il.training import bc_action_error, make_bc_policy, save_bc_policy, train_bc
 
 IMAGE_SPACE_32 = spaces.Box(0, 255, (3, 32, 32), np.uint8)
 ACTION_SPACE = spaces.Box(-1.0, 1.0, (2,), np.float32)
