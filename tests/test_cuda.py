@@ -124,7 +124,7 @@ def test_baselines_on_cuda(setup):
         assert all(p.device.type == "cuda" for p in model.policy.parameters())
 
 
-def test_an_action_chunking_il_policy_with_oversampling_and_cuda_graphs(setup):
+def test_an_action_chunking_il_policy_with_oversampling_and_cuda_graphs(setup, tmp_path):
     """The headline's next settings: a stateful (chunking) BC, demos oversampled, target-critic proposals, TF32 graphs."""
     from stable_baselines3.common.policies import ActorCriticPolicy
 
@@ -135,7 +135,8 @@ def test_an_action_chunking_il_policy_with_oversampling_and_cuda_graphs(setup):
     chunked = chunk_episodes(demos, 3)
     bc = train_bc(chunked, env.observation_space, chunk_action_space(env.action_space, 3), n_batches=5, batch_size=32,
                   device="cuda")  # fmt: skip
-    il = ActionChunkingPolicy(ActorCriticPolicy.load(_saved(bc), device="cuda"), 3, 2, 0.01)
+    save_bc_policy(bc, str(tmp_path / "bc.zip"))
+    il = ActionChunkingPolicy(ActorCriticPolicy.load(str(tmp_path / "bc.zip"), device="cuda"), 3, 2, 0.01)
     model = _ibrl(policy, demos, il, compile_updates="reduce-overhead", mixed_precision="tf32", demo_fraction=0.5,
                   proposal_critic="target").learn(80)  # fmt: skip
     assert model.il_policy.stateful and model.il_policy.device.type == "cuda"
@@ -145,10 +146,3 @@ def test_an_action_chunking_il_policy_with_oversampling_and_cuda_graphs(setup):
     again, _ = model.predict(obs, episode_start=np.array([True]), deterministic=True)
     np.testing.assert_allclose(first, again, atol=1e-5)  # a new episode forgets the last one's chunks
 
-
-def _saved(trainer) -> str:
-    import tempfile
-
-    path = tempfile.mkdtemp() + "/bc.zip"
-    save_bc_policy(trainer, path)
-    return path
