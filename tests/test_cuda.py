@@ -145,4 +145,3 @@ def test_an_action_chunking_il_policy_with_oversampling_and_cuda_graphs(setup, t
     first, _ = model.predict(obs, episode_start=np.array([True]), deterministic=True)
     again, _ = model.predict(obs, episode_start=np.array([True]), deterministic=True)
     np.testing.assert_allclose(first, again, atol=1e-5)  # a new episode forgets the last one's chunks
-
