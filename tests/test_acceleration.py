@@ -15,7 +15,7 @@ from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.data.storage import resolve_storage_device
 from sb3_ibrl.envs import POINT_GOAL_IBRL_SETTINGS
-from sb3_ibrl.ibrl.acceleration import autocast
+from sb3_ibrl.ibrl.acceleration import update_precision
 from sb3_ibrl.ibrl.losses import critic_loss
 from sb3_ibrl.networks.mlp import EnsembleLinear
 
@@ -125,9 +125,18 @@ def test_tf32_is_allowed_inside_the_updates_only():
     model = IBRL("MlpPolicy", "PointGoal-v0", il_policy=constant_il, mixed_precision="tf32", **SETTINGS)
     layer = next(module for module in model.critic.modules() if isinstance(module, EnsembleLinear))
     layer.register_forward_hook(lambda module, inputs, output: seen.append((th.backends.cuda.matmul.allow_tf32, output.dtype)))
-    model.learn(120)
+    # the backward passes (two thirds of an update's matmuls) and the optimizer steps are inside too
+    backward, steps = [], []
+    layer.register_full_backward_hook(lambda module, grad_in, grad_out: backward.append(th.backends.cuda.matmul.allow_tf32))
+    model.critic.optimizer.register_step_pre_hook(lambda *_: steps.append(th.backends.cudnn.allow_tf32))
+    th.backends.cudnn.allow_tf32 = False  # (torch's default is True: off here, to see the model turn it on)
+    try:
+        model.learn(120)
+    finally:
+        th.backends.cudnn.allow_tf32 = outside[1]
     assert {flag for flag, _ in seen} == {True, False}  # on in the updates, off in the actor proposal while collecting
     assert {dtype for _, dtype in seen} == {th.float32}
+    assert len(backward) > 0 and set(backward) == {True} and len(steps) > 0 and set(steps) == {True}
     assert (th.backends.cuda.matmul.allow_tf32, th.backends.cudnn.allow_tf32) == outside  # the user's settings are back
     # On a CPU, TF32 changes nothing: the same parameters as float32 from one seed
     plain = IBRL("MlpPolicy", "PointGoal-v0", il_policy=constant_il, **SETTINGS).learn(120)
@@ -137,7 +146,7 @@ def test_tf32_is_allowed_inside_the_updates_only():
 def test_tf32_context_restores_the_settings_after_an_error():
     outside = th.backends.cuda.matmul.allow_tf32
     with pytest.raises(RuntimeError, match="inside"):
-        with autocast(th.device("cpu"), "tf32"):
+        with update_precision("tf32"):
             assert th.backends.cuda.matmul.allow_tf32 and th.backends.cudnn.allow_tf32
             raise RuntimeError("inside")
     assert th.backends.cuda.matmul.allow_tf32 == outside

@@ -7,6 +7,7 @@ Both are plain values, usable from YAML: ``mixed_precision=None | "bf16" | "tf32
 """
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
@@ -26,18 +27,38 @@ def check_mixed_precision(mixed_precision: Optional[str]) -> None:
 
 def autocast(device: th.device, mixed_precision: Optional[str]) -> contextlib.AbstractContextManager:
     """
-    The context of the forward passes of an update: bf16 autocast (matmuls and convolutions in bfloat16, reductions
-    and losses in float32; the parameters, gradients and optimizer state stay float32), TF32 (float32 tensors, with
-    CUDA matmuls and convolutions on TF32 tensor cores: a 10-bit mantissa in the products, float32 sums), or nothing.
+    The context of the forward passes of an update: with ``"bf16"``, bf16 autocast (matmuls and convolutions in
+    bfloat16, reductions and losses in float32; the parameters, gradients and optimizer state stay float32; the
+    backward pass runs outside it, as torch advises); otherwise nothing (TF32: :func:`update_precision`).
 
     :param device: the model's device
     :param mixed_precision: ``None``, ``"bf16"`` or ``"tf32"``
     """
-    if mixed_precision is None:
-        return contextlib.nullcontext()
-    if mixed_precision == "tf32":
-        return allow_tf32()
-    return th.autocast(device_type=device.type, dtype=th.bfloat16)
+    if mixed_precision == "bf16":
+        return th.autocast(device_type=device.type, dtype=th.bfloat16)
+    return contextlib.nullcontext()
+
+
+def update_precision(mixed_precision: Optional[str]) -> contextlib.AbstractContextManager:
+    """
+    The context of a whole update, forward and backward passes and optimizer steps: with ``"tf32"``, float32 tensors
+    with CUDA matmuls and convolutions on TF32 tensor cores (a 10-bit mantissa in the products, float32 sums); otherwise
+    nothing. The backward pass holds about two thirds of an update's matmuls: it must run inside too.
+
+    :param mixed_precision: ``None``, ``"bf16"`` or ``"tf32"``
+    """
+    return allow_tf32() if mixed_precision == "tf32" else contextlib.nullcontext()
+
+
+def in_update_precision(train: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a model's ``train`` method, whole, in :func:`update_precision` of its ``mixed_precision``."""
+
+    @functools.wraps(train)
+    def wrapped(model: Any, *args: Any, **kwargs: Any) -> Any:
+        with update_precision(model.mixed_precision):
+            return train(model, *args, **kwargs)
+
+    return wrapped
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from sb3_ibrl.data.demo_files import DemoSource, to_episodes
 from sb3_ibrl.data.episodes import check_episodes
 from sb3_ibrl.data.nstep_buffer import NStepBuffer
 from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
-from sb3_ibrl.ibrl.acceleration import CompileOption, UpdateFunctions, autocast
+from sb3_ibrl.ibrl.acceleration import CompileOption, UpdateFunctions, autocast, in_update_precision
 from sb3_ibrl.ibrl.acting import ActingHooks
 from sb3_ibrl.ibrl.defaults import resolve_paper_defaults
 from sb3_ibrl.ibrl.il_actions import ILActions, ILCollectionHooks
@@ -316,6 +316,7 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
             self._updates_per_train_call = self.n_envs
         return rollout
 
+    @in_update_precision  # TF32: the forward and backward passes and the optimizer steps
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         gradient_steps *= self._updates_per_train_call
         self._updates_per_train_call = 1
