@@ -41,7 +41,11 @@ def aggregate(task_folder: str, no_plot: bool = False) -> dict[str, Any]:
     :param no_plot: skip the PNG
     :return: the summary
     """
-    seeds = sorted(name for name in os.listdir(task_folder) if name.startswith("seed_"))
+    seeds = sorted(  # a seed whose run has not written its results yet (e.g. stopped midway) is not counted
+        name
+        for name in os.listdir(task_folder)
+        if name.startswith("seed_") and os.path.exists(os.path.join(task_folder, name, "results.csv"))
+    )
     rows = [row for name in seeds for row in read_curve(os.path.join(task_folder, name, "results.csv"))]
     if not rows:
         return {}

@@ -104,6 +104,7 @@ def test_the_task_folder_gathers_the_seeds(script, tmp_path):
         os.makedirs(task / f"seed_{seed}")
         script.write_curve(str(task / f"seed_{seed}" / "results.csv"), rows)
     os.makedirs(task / "preliminary")  # not a seed folder: ignored
+    os.makedirs(task / "seed_7")  # a run stopped before its first results: not a seed of the summary
     summary = script.aggregate(str(task))
     assert summary["seeds"] == ["0", "1"]
     assert summary["curves"]["bc"][0]["mean"] == pytest.approx(0.2) and summary["curves"]["bc"][0]["std"] == pytest.approx(0.1)
