@@ -53,7 +53,7 @@ from sb3_ibrl.benchmark.tasks import CPU_STATE
 from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
 from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.envs import POINT_GOAL_IBRL_SETTINGS, PointGoalExpert
-from sb3_ibrl.il.stateful import ActionChunkingPolicy, chunk_action_space, chunk_episodes
+from sb3_ibrl.il.stateful import ActionChunkingPolicy, chunk_episodes, chunked_bc_data
 from sb3_ibrl.il.training import bc_action_error, save_bc_policy, train_bc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -137,9 +137,7 @@ def train_image_bc(
     BC with ``imitation`` on the IL's images alone (a ResNet-18 of ``width``); ``kwargs`` go to ``train_bc``. With
     ``chunk_size > 1`` it learns to predict the next ``chunk_size`` actions (``chunk_episodes``), for action chunking.
     """
-    action_space = env.action_space
-    if chunk_size > 1:
-        images, action_space = chunk_episodes(images, chunk_size), chunk_action_space(action_space, chunk_size)  # type: ignore[arg-type]
+    images, action_space = chunked_bc_data(images, env.action_space, chunk_size)  # type: ignore[arg-type]
     return train_bc(images, env.observation_space[key], action_space, n_batches=n_batches,  # type: ignore[index, arg-type]
                     learning_rate=lr, features="resnet18", resnet_width=width, pad=pad, seed=seed, **kwargs)  # fmt: skip
 

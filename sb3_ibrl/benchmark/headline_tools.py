@@ -343,14 +343,12 @@ def train_bc_in_budget(
     :param chunk_size: actions per predicted chunk (1: plain BC)
     :return: the ``imitation`` trainer of the final run, and a dict that says what was done
     """
-    from sb3_ibrl.il.stateful import chunk_action_space, chunk_episodes
+    from sb3_ibrl.il.stateful import chunked_bc_data
     from sb3_ibrl.il.training import resolve_features, train_bc
 
     settings = dict(settings)
     max_batches = int(settings.pop("n_batches", 100_000))
-    action_space = env.action_space
-    if chunk_size > 1:
-        episodes, action_space = chunk_episodes(episodes, chunk_size), chunk_action_space(action_space, chunk_size)  # type: ignore[arg-type]
+    episodes, action_space = chunked_bc_data(episodes, env.action_space, chunk_size)  # type: ignore[arg-type]
 
     def run(n_batches: int) -> tuple[Any, float]:
         start = time.perf_counter()

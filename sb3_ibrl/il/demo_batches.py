@@ -105,9 +105,9 @@ class DemoBatches:
     def __len__(self) -> int:
         return self.n_transitions // self.batch_size
 
-    def _shift(self, images: np.ndarray) -> np.ndarray:
-        shifted = random_shift(th.from_numpy(images), self.pad)  # float32, same scale; pure indexing
-        return shifted.to(th.uint8).numpy() if images.dtype == np.uint8 else shifted.numpy()
+    def _shift(self, images: th.Tensor) -> th.Tensor:
+        shifted = random_shift(images, self.pad)  # float32, same scale; pure indexing
+        return shifted.to(th.uint8) if images.dtype == th.uint8 else shifted
 
     def batch(self, indices: np.ndarray) -> dict[str, Any]:
         """
@@ -119,16 +119,15 @@ class DemoBatches:
         if self.device is not None:
             images = self.images[th.as_tensor(indices, device=self.device)]  # (batch, C, H, W)
             if self.augment and self.pad > 0:
-                shifted = random_shift(images, self.pad)  # float32, same scale; pure indexing
-                images = shifted.to(th.uint8) if images.dtype == th.uint8 else shifted
+                images = self._shift(images)
             return {"obs": images, "acts": self.acts[indices]}
         obs = obs_index(self.obs, indices)  # a copy (fancy indexing)
         if self.augment and self.pad > 0:
             for key in self.image_keys:
                 if key is None:
-                    obs = self._shift(obs)  # type: ignore[arg-type]
+                    obs = self._shift(th.from_numpy(obs)).numpy()  # type: ignore[arg-type]
                 else:
-                    obs[key] = self._shift(obs[key])  # type: ignore[index]
+                    obs[key] = self._shift(th.from_numpy(obs[key])).numpy()  # type: ignore[index]
         if isinstance(obs, dict):
             import_bc()
             from imitation.data.types import DictObs

@@ -81,6 +81,18 @@ def chunk_action_space(action_space: spaces.Box, chunk_size: int) -> spaces.Box:
     return spaces.Box(np.tile(action_space.low, chunk_size), np.tile(action_space.high, chunk_size), dtype=np.float32)
 
 
+def chunked_bc_data(
+    episodes: Sequence[Episode], action_space: spaces.Box, chunk_size: int
+) -> tuple[Sequence[Episode], spaces.Box]:
+    """
+    The demos and action space a chunking BC policy trains on (:func:`chunk_episodes`, :func:`chunk_action_space`);
+    unchanged for ``chunk_size == 1`` (plain BC).
+    """
+    if chunk_size == 1:
+        return episodes, action_space
+    return chunk_episodes(episodes, chunk_size), chunk_action_space(action_space, chunk_size)
+
+
 class ActionChunkingPolicy(StatefulILPolicy):
     """
     Action chunking with temporal ensembling (ACT, Zhao et al., 2023): at every step the chunk policy predicts the next
