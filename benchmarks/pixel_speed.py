@@ -13,8 +13,9 @@ RL update alone; ``--il resnet18`` uses the paper's BC network (ResNet-18, Group
 real run does. ``--speedups`` are cumulative, left to right: ``baseline`` (float32, replay in host memory),
 ``cache-il`` (IL actions computed once per stored transition, not per batch), ``device-replay`` (images stored on
 the GPU), ``bf16`` (autocast), ``tf32`` (float32 on TF32 tensor cores; it replaces ``bf16``, and ``bf16`` after it
-replaces it), ``compile`` (``torch.compile`` of the updates), ``cudagraphs`` (``mode="reduce-overhead"``). The first
-update after a change (compilation) is not timed.
+replaces it), ``compile`` (``torch.compile`` of the updates), ``cudagraphs`` (``mode="reduce-overhead"``). A step may
+join several with ``+`` (``cudagraphs+tf32``): they are measured together, once, which saves a compilation when the
+rows in between are not wanted. The first update after a change (compilation) is not timed.
 
 ``--profile FILE`` also profiles ``--profile-updates`` updates of each configuration (torch.profiler) and writes, per
 update: the wall time, the time the GPU was busy (its kernels), the kernels launched, the host-device synchronizations
@@ -52,6 +53,29 @@ SPEEDUPS: dict[str, dict[str, Any]] = {
     "compile": dict(compile_updates=True),
     "cudagraphs": dict(compile_updates="reduce-overhead"),
 }
+
+
+def speedup_steps(specs: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """
+    The configurations to measure, one per step of ``--speedups``: each step's label (the steps so far, joined by
+    ``+``) and its options (every step so far, applied left to right).
+
+    :param specs: the steps, each a name of ``SPEEDUPS`` or several joined by ``+`` (measured together)
+    :return: ``(label, options)`` per step
+    """
+    steps: list[tuple[str, dict[str, Any]]] = []
+    options: dict[str, Any] = {}
+    done: list[str] = []
+    for spec in specs:
+        names = spec.split("+")
+        unknown = [name for name in names if name not in SPEEDUPS]
+        if unknown or not spec:
+            raise ValueError(f"unknown speed-up {unknown or [spec]} in {spec!r}: choose from {list(SPEEDUPS)}, joined by '+'")
+        for name in names:
+            options = {**options, **SPEEDUPS[name]}
+        done += names
+        steps.append(("+".join(done), dict(options)))
+    return steps
 
 
 def resnet18_il(env: gym.Env, device: str) -> Any:
@@ -155,13 +179,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--encoders", nargs="+", default=list(ENCODERS), choices=list(ENCODERS))
-    parser.add_argument("--speedups", nargs="+", default=["baseline"], choices=list(SPEEDUPS))
+    parser.add_argument("--speedups", nargs="+", default=["baseline"],
+                        help=f"cumulative steps, each one of {list(SPEEDUPS)} or several joined by '+'")  # fmt: skip
     parser.add_argument("--il", nargs="+", default=["free"], choices=["free", "resnet18"])
     parser.add_argument("--no-td3", action="store_true", help="skip SB3's TD3 CnnPolicy")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     parser.add_argument("--profile", default=None, help="text file for the profile of each configuration (see above)")
     parser.add_argument("--profile-updates", type=int, default=20)
     args = parser.parse_args()
+    try:
+        steps = speedup_steps(args.speedups)
+    except ValueError as error:
+        parser.error(str(error))
     env = gym.make("PointGoal-v0", obs_mode="pixel", image_size=96)
     results: dict[str, float] = {}
     profiles: dict[str, dict[str, float]] = {}
@@ -170,10 +199,8 @@ def main() -> None:
     for encoder in args.encoders:
         name, encoder_kwargs = ENCODERS[encoder]
         for il in args.il:
-            options: dict[str, Any] = {}
-            for speedup in args.speedups:
-                options.update(SPEEDUPS[speedup])
-                label = f"{name} | IL {il} | {'+'.join(args.speedups[: args.speedups.index(speedup) + 1])}"
+            for step, options in steps:
+                label = f"{name} | IL {il} | {step}"
                 try:
                     model = ibrl_model(env, args.device, encoder_kwargs, il, options)
                     fill(model, 1000)

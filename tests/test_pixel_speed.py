@@ -1,6 +1,7 @@
 """``benchmarks/pixel_speed.py --profile``: where an update's time goes (checked on the CPU with a tiny ViT)."""
 
 import gymnasium as gym
+import pytest
 from benchmark_helpers import load_benchmark
 
 TINY = dict(encoder="vit", encoder_kwargs=dict(embed_dim=16, depth=1, num_heads=2), q_hidden_dim=32, net_arch=[32, 32])
@@ -29,3 +30,18 @@ def test_fill_writes_episodes_as_collection_does():
     assert buffer.size() == 60 and not buffer.breaks[:60].any()  # every next observation is the next row's
     assert int(buffer.dones[:60].sum()) == 3 and len(buffer.final_observations) == 3  # only episode ends are held apart
     assert len(buffer.episode_rows()) == 3
+
+
+def test_speedup_steps_are_cumulative_and_a_joined_step_is_measured_once():
+    speed = load_benchmark("pixel_speed")
+    steps = speed.speedup_steps(["cache-il", "cudagraphs+tf32", "bf16"])
+    assert [label for label, _ in steps] == ["cache-il", "cache-il+cudagraphs+tf32", "cache-il+cudagraphs+tf32+bf16"]
+    assert steps[0][1] == dict(cache_il_actions=True)
+    assert steps[1][1] == dict(cache_il_actions=True, compile_updates="reduce-overhead", mixed_precision="tf32")
+    assert steps[2][1] == dict(cache_il_actions=True, compile_updates="reduce-overhead", mixed_precision="bf16")
+    # one at a time, as before: the same options at the same step
+    single = speed.speedup_steps(["cache-il", "cudagraphs", "tf32", "bf16"])
+    assert single[2][1] == steps[1][1] and single[3][1] == steps[2][1]
+    for bad in (["cache-il", "tf33"], ["cudagraphs+"], ["cudagraphs+bf61"]):
+        with pytest.raises(ValueError, match="unknown speed-up"):
+            speed.speedup_steps(bad)
