@@ -4,7 +4,8 @@ Successful training episodes per window of env steps, read from the replay buffe
 How often the collecting policy (the hybrid with exploration noise, and the IL warm-up) succeeds tells whether the
 critics see any reward at all; the README gives these counts per 5K steps beside each Lift curve. An episode counts
 as successful when it earned a positive reward (the sparse tasks pay only on success); it is placed in the window of
-its last step. One row per seed and window goes to ``<out>/<task>/training_successes.csv``:
+its last step. One row per seed and window goes to ``<out>/<task>/training_successes.csv``; the rows of seeds (and
+methods) not counted by this call stay, so seeds whose buffers are gone keep their counts:
 
     python benchmarks/training_successes.py --out benchmarks/results/state_pixel_il/g2_soft_bc3 --task Lift-state-v0 \\
         --seeds 0 1 2 --window 5000
@@ -16,7 +17,7 @@ import sys
 from typing import Any, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_files import write_curve
+from run_files import read_curve, write_curve
 
 FIELDS = ["task", "method", "seed", "first_step", "last_step", "episodes", "successes"]
 
@@ -86,7 +87,10 @@ def main(argv: Optional[list[str]] = None) -> list[dict[str, Any]]:
         rows += [dict(task=args.task, method=args.method, seed=seed, **row) for row in counts]
         successes = ", ".join(str(row["successes"]) for row in counts)
         print(f"seed {seed}: {successes} ({sum(r['successes'] for r in counts)} of {sum(r['episodes'] for r in counts)})")
-    write_curve(os.path.join(args.out, args.task, "training_successes.csv"), rows, FIELDS)
+    path = os.path.join(args.out, args.task, "training_successes.csv")
+    counted = {(args.method, str(seed)) for seed in args.seeds}
+    kept = [row for row in read_curve(path) if (row["method"], row["seed"]) not in counted]
+    write_curve(path, sorted(kept + rows, key=lambda row: (row["method"], int(row["seed"]), int(row["first_step"]))), FIELDS)
     return rows
 
 

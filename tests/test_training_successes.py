@@ -51,6 +51,16 @@ def test_the_counts_of_a_saved_run(script, tmp_path):
     assert [(r["seed"], r["episodes"], r["successes"]) for r in rows] == [(1, 2, 1), (1, 1, 1), (1, 1, 0)]
     with open(tmp_path / "Lift-state-v0" / "training_successes.csv", newline="") as file:
         assert [row["successes"] for row in csv.DictReader(file)] == ["1", "1", "0"]
+    # another seed counted later: the first seed's rows stay (its buffer may be gone by then), in seed order
+    other = tmp_path / "Lift-state-v0" / "seed_0" / "ibrl"
+    other.mkdir(parents=True)
+    save_to_pkl(str(other / "buffer.pkl"), buffer_with([(4, True)], 100))
+    (run / "buffer.pkl").unlink()
+    script.main(["--out", str(tmp_path), "--seeds", "0", "--window", "5"])
+    with open(tmp_path / "Lift-state-v0" / "training_successes.csv", newline="") as file:
+        pairs = [(row["seed"], row["successes"]) for row in csv.DictReader(file)]
+    assert pairs == [("0", "1"), ("1", "1"), ("1", "1"), ("1", "0")]
+    save_to_pkl(str(run / "buffer.pkl"), buffer)
     # a wrapped buffer has lost its oldest episodes: refused, as are another kind of buffer and a missing one
     save_to_pkl(str(run / "buffer.pkl"), buffer_with([(3, False), (2, True), (4, True)], 5))
     with pytest.raises(ValueError, match="wrapped around"):
