@@ -68,11 +68,11 @@ def speedup_steps(specs: list[str]) -> list[tuple[str, dict[str, Any]]]:
     done: list[str] = []
     for spec in specs:
         names = spec.split("+")
-        unknown = [name for name in names if name not in SPEEDUPS]
-        if unknown or not spec:
-            raise ValueError(f"unknown speed-up {unknown or [spec]} in {spec!r}: choose from {list(SPEEDUPS)}, joined by '+'")
+        unknown = [name for name in names if name not in SPEEDUPS]  # "" and "a+" leave an empty name
+        if unknown:
+            raise ValueError(f"unknown speed-up {unknown} in {spec!r}: choose from {list(SPEEDUPS)}, joined by '+'")
         for name in names:
-            options = {**options, **SPEEDUPS[name]}
+            options.update(SPEEDUPS[name])
         done += names
         steps.append(("+".join(done), dict(options)))
     return steps

@@ -60,7 +60,6 @@ def test_the_counts_of_a_saved_run(script, tmp_path):
     with open(tmp_path / "Lift-state-v0" / "training_successes.csv", newline="") as file:
         pairs = [(row["seed"], row["successes"]) for row in csv.DictReader(file)]
     assert pairs == [("0", "1"), ("1", "1"), ("1", "1"), ("1", "0")]
-    save_to_pkl(str(run / "buffer.pkl"), buffer)
     # a wrapped buffer has lost its oldest episodes: refused, as are another kind of buffer and a missing one
     save_to_pkl(str(run / "buffer.pkl"), buffer_with([(3, False), (2, True), (4, True)], 5))
     with pytest.raises(ValueError, match="wrapped around"):
