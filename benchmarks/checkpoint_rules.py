@@ -12,6 +12,8 @@ episodes first) as
 - ``confident``: the run's ``proposal_confidence`` (3 for states), whether or not the hybrid matched its IL policy;
 - ``sampled``: the paper's actor proposal as while collecting data: each step scores the two actions with one random
   pair of the critics (``predict(deterministic=False)``, torch seeded for each evaluation), without exploration noise;
+- ``collecting``: the hybrid exactly as it collects data: ``sampled`` with the run's exploration noise (Gaussian, std
+  ``exploration_std``) on the RL action before the proposal, to compare a checkpoint with its training episodes;
 - ``rl``: the RL actor alone;
 - ``il``: the IL policy alone (the BC policy on its image).
 
@@ -41,7 +43,7 @@ from sb3_ibrl.common.evaluation import EpisodeOutcome, evaluate_episodes, succes
 from sb3_ibrl.demos.experts import yaw_of
 from sb3_ibrl.envs.robosuite_envs import RobosuiteEnv
 
-WAYS = ("deployed", "greedy", "confident", "sampled", "rl", "il")
+WAYS = ("deployed", "greedy", "confident", "sampled", "collecting", "rl", "il")
 FIELDS = ["task", "seed", "env_steps", "way", "episodes", "success_rate", "mean_episode_length", "eval_seconds"]
 EPISODE_FIELDS = ["task", "seed", "env_steps", "way", "episode", "success", "length", "object_x", "object_y", "object_yaw_deg"]
 
@@ -53,6 +55,39 @@ def _state_pixel_il() -> Any:
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
+
+
+class CollectingActor:
+    """
+    The hybrid as it collects data (``IBRL._sample_action`` after the warm-up): the choice configured by
+    ``proposal_beta`` with one random critic pair per step, on the RL action plus Gaussian exploration noise of std
+    ``std`` (clipped to the action bounds), for one observation at a time. The noise is drawn from torch's generator, so
+    that an evaluation seeded with ``th.manual_seed`` repeats.
+
+    :param hybrid: the hybrid's act function with ``deterministic=False`` (``state_pixel_il.HybridActor``)
+    :param std: the exploration noise's std (the run's ``exploration_std``)
+    """
+
+    def __init__(self, hybrid: Any, std: float):
+        self.hybrid, self.std = hybrid, float(std)
+
+    def reset(self) -> None:
+        self.hybrid.reset()
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        policy = self.hybrid.model.policy
+        propose = policy.propose
+        n_actions = int(np.prod(policy.action_space.shape))
+
+        def noisy(observation: Any, rl_noise: Optional[th.Tensor] = None, *args: Any, **kwargs: Any) -> Any:
+            noise = th.randn(1, n_actions) * self.std  # (1, action_dim): one observation at a time
+            return propose(observation, noise.to(policy.device), *args, **kwargs)
+
+        policy.propose = noisy  # type: ignore[method-assign]
+        try:
+            return self.hybrid(obs)
+        finally:
+            del policy.propose  # the class's method again
 
 
 def actors(model: IBRL, bc: Any, key: str, spi: Any, bc_info: dict[str, Any]) -> dict[str, tuple[Optional[float], Any]]:
@@ -74,6 +109,7 @@ def actors(model: IBRL, bc: Any, key: str, spi: Any, bc_info: dict[str, Any]) ->
         "greedy": (0.0, hybrid),
         "confident": (configured, hybrid),
         "sampled": (0.0, spi.HybridActor(model, deterministic=False)),
+        "collecting": (0.0, CollectingActor(spi.HybridActor(model, deterministic=False), model.exploration_std)),
         "rl": (None, spi.HybridActor(model, rl_only=True)),
         "il": (None, spi.image_actor(bc, key, chunk, model.action_space, decay)),
     }
@@ -141,7 +177,7 @@ def evaluate_seed(args: argparse.Namespace, seed: int, spi: Any) -> list[dict[st
             print(f"[{args.task} seed {seed}] {way:>9}: as {done[key]['way']} (confidence {deployed:g})")
             continue
         start = time.perf_counter()
-        th.manual_seed(spi.EVAL_SEED)  # the sampled way's random critic pairs: the same draws at every call
+        th.manual_seed(spi.EVAL_SEED)  # the random critic pairs (and noise) of sampled and collecting: the same at every call
         with model.policy.deployed_with(deployed):
             outcomes = evaluate_episodes(env, act, args.episodes, seed=spi.EVAL_SEED)
         success, length = success_and_length(outcomes)

@@ -13,7 +13,7 @@ def test_options():
     rules = load_benchmark("checkpoint_rules")
     args = rules.parse_args([])
     assert (args.task, args.seeds, args.episodes, args.ways) == ("Lift-state-v0", [0, 1, 2], 100, list(rules.WAYS))
-    assert rules.WAYS == ("deployed", "greedy", "confident", "sampled", "rl", "il")
+    assert rules.WAYS == ("deployed", "greedy", "confident", "sampled", "collecting", "rl", "il")
     for bad in (["--episodes", "0"], ["--ways", "soft"]):
         with pytest.raises(SystemExit):
             rules.parse_args(bad)
@@ -155,6 +155,28 @@ def test_the_ways_act_as_named(tmp_path):
             assert np.allclose(sampled[-1], expected)
     for action in sampled:
         assert np.allclose(action, ways["rl"][1](obs), atol=1e-5) or np.allclose(action, il_action, atol=1e-5)
+    # collecting: sampled plus the run's exploration noise on the RL action, drawn from torch's generator (repeatable)
+    assert ways["collecting"][0] == 0.0 and ways["collecting"][1].std == model.exploration_std > 0
+    rl_action = model.policy.scale_action(ways["rl"][1](obs))
+    n_il = 0
+    for seed in range(20):
+        th.manual_seed(seed)
+        collected = ways["collecting"][1](obs)
+        th.manual_seed(seed)
+        assert np.array_equal(ways["collecting"][1](obs), collected)
+        th.manual_seed(seed)
+        noisy_rl = np.clip(rl_action + model.exploration_std * th.randn(1, len(rl_action)).numpy()[0], -1.0, 1.0)
+        took_il = np.allclose(collected, il_action, atol=1e-5)
+        assert took_il or np.allclose(model.policy.scale_action(collected), noisy_rl, atol=1e-5)
+        assert not np.allclose(collected, ways["rl"][1](obs), atol=1e-3)  # never the RL action without its noise
+        n_il += took_il
+    assert "propose" not in vars(model.policy)  # the noise is gone after each call: predict is the policy's own again
+    model.policy.act_with_il = False  # the RL side alone: every action is the noisy RL action
+    th.manual_seed(0)
+    alone = model.policy.scale_action(ways["collecting"][1](obs))
+    th.manual_seed(0)
+    noise = model.exploration_std * th.randn(1, len(rl_action)).numpy()[0]
+    assert np.allclose(alone, np.clip(rl_action + noise, -1.0, 1.0), atol=1e-5)
 
 
 def test_a_kept_model_is_evaluated_apart_from_the_last(tmp_path):
