@@ -158,7 +158,6 @@ def test_the_ways_act_as_named(tmp_path):
     # collecting: sampled plus the run's exploration noise on the RL action, drawn from torch's generator (repeatable)
     assert ways["collecting"][0] == 0.0 and ways["collecting"][1].std == model.exploration_std > 0
     rl_action = model.policy.scale_action(ways["rl"][1](obs))
-    n_il = 0
     for seed in range(20):
         th.manual_seed(seed)
         collected = ways["collecting"][1](obs)
@@ -169,7 +168,6 @@ def test_the_ways_act_as_named(tmp_path):
         took_il = np.allclose(collected, il_action, atol=1e-5)
         assert took_il or np.allclose(model.policy.scale_action(collected), noisy_rl, atol=1e-5)
         assert not np.allclose(collected, ways["rl"][1](obs), atol=1e-3)  # never the RL action without its noise
-        n_il += took_il
     assert "propose" not in vars(model.policy)  # the noise is gone after each call: predict is the policy's own again
     model.policy.act_with_il = False  # the RL side alone: every action is the noisy RL action
     th.manual_seed(0)
