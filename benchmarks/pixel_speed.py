@@ -13,7 +13,8 @@ RL update alone; ``--il resnet18`` uses the paper's BC network (ResNet-18, Group
 real run does. ``--speedups`` are cumulative, left to right: ``baseline`` (float32, replay in host memory),
 ``cache-il`` (IL actions computed once per stored transition, not per batch), ``device-replay`` (images stored on
 the GPU), ``bf16`` (autocast), ``tf32`` (float32 on TF32 tensor cores; it replaces ``bf16``, and ``bf16`` after it
-replaces it), ``compile`` (``torch.compile`` of the updates), ``cudagraphs`` (``mode="reduce-overhead"``). A step may
+replaces it), ``compile`` (``torch.compile`` of the updates), ``cudagraphs`` (``mode="reduce-overhead"``),
+``channels-last`` (the encoder's convolutions and the random shift's output in the NHWC memory format). A step may
 join several with ``+`` (``cudagraphs+tf32``): they are measured together, once, which saves a compilation when the
 rows in between are not wanted. The first update after a change (compilation) is not timed.
 
@@ -52,6 +53,7 @@ SPEEDUPS: dict[str, dict[str, Any]] = {
     "tf32": dict(mixed_precision="tf32"),  # float32 on TF32 tensor cores; replaces bf16 (one mixed_precision at a time)
     "compile": dict(compile_updates=True),
     "cudagraphs": dict(compile_updates="reduce-overhead"),
+    "channels-last": dict(encoder_kwargs=dict(channels_last=True)),  # the encoder's convolutions (policy_kwargs)
 }
 
 
@@ -166,6 +168,8 @@ def profile_updates(model: Any, updates: int, batch_size: int) -> tuple[dict[str
 def ibrl_model(env: gym.Env, device: str, encoder: dict[str, Any], il: str, options: dict[str, Any]) -> IBRL:
     common = dict(buffer_size=2000, learning_starts=0, gradient_steps=1, policy_delay=1, seed=0, device=device)
     il_policy = resnet18_il(env, device) if il == "resnet18" else (lambda obs: th.zeros(len(obs), 2, device=obs.device))
+    options = dict(options)
+    encoder = {**encoder, "encoder_kwargs": {**encoder.get("encoder_kwargs", {}), **options.pop("encoder_kwargs", {})}}
     model = IBRL(
         "CnnPolicy", env, il_policy=il_policy, n_steps=3, policy_kwargs=dict(n_critics=2, **encoder), **common, **options
     )

@@ -113,6 +113,20 @@ def test_speed_options_on_cuda(setup, options):
     assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
 
 
+def test_channels_last_encoder_with_cuda_graphs_on_cuda(setup):
+    policy, demos, il_path = setup
+    if policy == "MlpPolicy":
+        pytest.skip("no images")
+    encoder_kwargs = dict(TINY_VIT["encoder_kwargs"], channels_last=True)
+    model = IBRL(policy, make_env(policy), il_policy=il_path, demonstrations=demos, device="cuda",
+                 policy_kwargs=dict(TINY_VIT, n_critics=2, encoder_kwargs=encoder_kwargs),
+                 compile_updates="reduce-overhead", mixed_precision="tf32", **SMALL).learn(80)  # fmt: skip
+    convs = [p for p in model.policy.critic.encoder.parameters() if p.ndim == 4]
+    assert convs and all(p.is_cuda and p.is_contiguous(memory_format=th.channels_last) for p in convs)
+    assert all(th.isfinite(p).all() for p in model.policy.parameters())
+    assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
+
+
 def test_baselines_on_cuda(setup):
     policy, demos, _ = setup
     if policy != "MlpPolicy":

@@ -117,3 +117,43 @@ def test_drq_encoder():
     assert first_conv.weight.grad is not None and first_conv.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r"\(batch, 3, H, W\).*\(2, 1, 96, 96\)"):
         encoder(_uint8_images(2, 1, 96, 96))
+
+
+def test_random_shift_channels_last_gives_the_same_images_without_the_copy():
+    images = _uint8_images(4, 3, 12, 12)
+    th.manual_seed(3)
+    default = random_shift(images, pad=2)
+    th.manual_seed(3)
+    nhwc = random_shift(images, pad=2, channels_last=True)
+    assert th.equal(default, nhwc)  # the same offsets and values
+    assert default.is_contiguous() and not default.is_contiguous(memory_format=th.channels_last)
+    assert nhwc.is_contiguous(memory_format=th.channels_last) and not nhwc.is_contiguous()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda cl: ViTEncoder(3, image_size=32, embed_dim=16, depth=1, num_heads=2, patch_size=8, channels_last=cl),
+        lambda cl: ViTEncoder(3, image_size=32, embed_dim=16, depth=1, num_heads=2, stem="conv", channels_last=cl),
+        lambda cl: DrQEncoder(3, feature_dim=8, resize=None, image_size=32, channels_last=cl),
+    ],
+    ids=["vit-patch", "vit-conv", "drq"],
+)
+def test_channels_last_encoders_compute_the_same_features_and_gradients(make):
+    th.manual_seed(0)
+    default = make(False)
+    nhwc = make(True)
+    nhwc.load_state_dict(default.state_dict())  # the same weights, in the other layout
+    convs = [p for p in nhwc.parameters() if p.ndim == 4]
+    assert convs and all(p.is_contiguous(memory_format=th.channels_last) and not p.is_contiguous() for p in convs)
+    assert all(p.is_contiguous() for p in default.parameters())
+    images = _uint8_images(5, 3, 32, 32)
+    for inputs in (images, random_shift(images, pad=2, channels_last=True)):  # NCHW uint8 (acting), NHWC float (updates)
+        out_default, out_nhwc = default(inputs), nhwc(inputs)
+        assert th.allclose(out_default, out_nhwc, atol=1e-5)
+        (out_default**2).sum().backward()
+        (out_nhwc**2).sum().backward()
+        for p, q in zip(default.parameters(), nhwc.parameters()):
+            assert th.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-5)
+        default.zero_grad()
+        nhwc.zero_grad()

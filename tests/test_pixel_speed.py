@@ -45,3 +45,16 @@ def test_speedup_steps_are_cumulative_and_a_joined_step_is_measured_once():
     for bad in (["cache-il", "tf33"], ["cudagraphs+"], ["cudagraphs+bf61"]):
         with pytest.raises(ValueError, match="unknown speed-up"):
             speed.speedup_steps(bad)
+
+
+def test_channels_last_step_reaches_the_encoder_and_keeps_its_other_options():
+    speed = load_benchmark("pixel_speed")
+    env = gym.make("PointGoal-v0", obs_mode="pixel", image_size=32)
+    (_, options), (_, both) = speed.speedup_steps(["baseline", "channels-last"])
+    default, nhwc = (speed.ibrl_model(env, "cpu", TINY, "free", opts) for opts in (options, both))
+    assert default.policy.critic.encoder.net.channels_last is False
+    net = nhwc.policy.critic.encoder.net
+    assert net.channels_last is True and net.embed_dim == 16 and net.depth == 1  # merged with TINY's encoder_kwargs
+    assert nhwc.replay_buffer.storage_device is None  # the baseline's options still apply
+    assert both["encoder_kwargs"] == dict(channels_last=True)  # the caller's dicts are left alone
+    assert TINY["encoder_kwargs"] == dict(embed_dim=16, depth=1, num_heads=2)

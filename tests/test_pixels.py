@@ -141,6 +141,34 @@ def test_cnn_policy_learns_saves_and_loads(tmp_path, policy_kwargs):
     assert loaded.policy.critic_target.encoder is loaded.policy.critic.encoder
 
 
+@pytest.mark.parametrize("obs_mode, policy", [("pixel", "CnnPolicy"), ("pixel_proprio", "MultiInputPolicy")])
+def test_channels_last_encoder_trains_like_the_default_and_keeps_its_layout(tmp_path, obs_mode, policy):
+    kwargs = {**TINY_VIT, "encoder_kwargs": {**TINY_VIT["encoder_kwargs"], "channels_last": True}}
+    nhwc = pixel_ibrl(obs_mode, policy, policy_kwargs=kwargs).learn(40)  # 20 updates
+    default = pixel_ibrl(obs_mode, policy).learn(40)  # the same seed: the same data, shifts and dropout
+    encoder = nhwc.policy.critic.encoder
+
+    def conv_weights(model: IBRL) -> list[th.Tensor]:
+        return [p for p in model.policy.critic.encoder.parameters() if p.ndim == 4]
+
+    assert all(p.is_contiguous(memory_format=th.channels_last) for p in conv_weights(nhwc))  # still, after Adam's steps
+    for p, q in zip(conv_weights(default), conv_weights(nhwc)):
+        assert not th.equal(p, th.zeros_like(p)) and th.allclose(p, q, atol=1e-4)  # trained alike
+    batch = nhwc.replay_buffer.sample(4)
+    images = batch.observations if policy == "CnnPolicy" else batch.observations["image"]
+    shifted = encoder.augment(batch.observations)
+    shifted = shifted if policy == "CnnPolicy" else shifted["image"]
+    assert shifted.is_contiguous(memory_format=th.channels_last) and not th.equal(shifted, images.float())
+    obs = {k: v for k, v in nhwc.observation_space.sample().items()} if policy == "MultiInputPolicy" else None
+    obs = obs if obs is not None else nhwc.observation_space.sample()
+    action = nhwc.predict(obs, deterministic=True, rl_only=True)[0]
+    np.testing.assert_allclose(action, default.predict(obs, deterministic=True, rl_only=True)[0], atol=1e-3)
+    nhwc.save(tmp_path / "model.zip")
+    loaded = IBRL.load(tmp_path / "model.zip")
+    assert all(p.is_contiguous(memory_format=th.channels_last) for p in conv_weights(loaded))
+    np.testing.assert_allclose(loaded.predict(obs, deterministic=True, rl_only=True)[0], action, rtol=1e-5, atol=1e-6)
+
+
 def test_channel_last_images_are_transposed_like_sb3():
     env = gym.make("PointGoal-v0", obs_mode="pixel")
     hwc = spaces.Box(0, 255, (32, 32, 3), np.uint8)

@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def random_shift(images: th.Tensor, pad: int = 4) -> th.Tensor:
+def random_shift(images: th.Tensor, pad: int = 4, channels_last: bool = False) -> th.Tensor:
     """
     DrQ-style random shift: pad every image by ``pad`` pixels with replicate padding, then crop it back
     to its original size at an independent random integer offset in ``[0, 2 * pad]`` (x and y drawn
@@ -15,8 +15,10 @@ def random_shift(images: th.Tensor, pad: int = 4) -> th.Tensor:
 
     :param images: batch of images ``(batch, channels, height, width)``, uint8 or float
     :param pad: padding in pixels on every side; ``0`` returns the input as float32 unchanged
+    :param channels_last: return the images in the channels-last memory format (NHWC), which the shift produces,
+        instead of copying them to the default NCHW layout: for encoders whose convolutions run channels-last
     :return: shifted images as float32 ``(batch, channels, height, width)``, same value scale as the input
-        (uint8 0..255 gives float 0..255)
+        (uint8 0..255 gives float 0..255); the same values whatever ``channels_last``
     """
     if images.ndim != 4:
         raise ValueError(f"random_shift expects images of shape (batch, channels, height, width), got {tuple(images.shape)}")
@@ -36,7 +38,8 @@ def random_shift(images: th.Tensor, pad: int = 4) -> th.Tensor:
     batch_idx = th.arange(batch, device=device).view(batch, 1, 1)  # (batch, 1, 1)
     # Advanced indexing over (batch, row, col) of the channels-last view
     shifted = padded.permute(0, 2, 3, 1)[batch_idx, rows, cols]  # (batch, H, W, C)
-    return shifted.permute(0, 3, 1, 2).contiguous()  # (batch, C, H, W)
+    shifted = shifted.permute(0, 3, 1, 2)  # (batch, C, H, W), NHWC in memory
+    return shifted if channels_last else shifted.contiguous()
 
 
 class RandomShift(nn.Module):

@@ -10,14 +10,29 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def _scale_images(images: th.Tensor) -> th.Tensor:
+def _scale_images(images: th.Tensor, channels_last: bool = False) -> th.Tensor:
     """
     Scale images from 0..255 (uint8 or float) to [-0.5, 0.5].
 
     :param images: images ``(batch, C, H, W)``
+    :param channels_last: return them in the channels-last memory format (a copy only where they are not already)
     :return: float32 images in [-0.5, 0.5]
     """
+    if channels_last:
+        images = images.contiguous(memory_format=th.channels_last)  # (batch, C, H, W), NHWC in memory
     return images.float() / 255.0 - 0.5
+
+
+def _to_channels_last(module: nn.Module, channels_last: bool) -> None:
+    """
+    Store a module's convolution weights in the channels-last memory format (NHWC), so that its convolutions run on
+    NHWC inputs without converting them (cuDNN's tensor-core kernels and oneDNN prefer it). The values are unchanged.
+
+    :param module: the encoder
+    :param channels_last: whether to convert (``False`` leaves the default, contiguous NCHW)
+    """
+    if channels_last:
+        module.to(memory_format=th.channels_last)  # only 4-D tensors (the conv weights) change layout
 
 
 def _check_images(name: str, images: th.Tensor, channels: int, size: Optional[int]) -> None:
@@ -48,6 +63,7 @@ class ViTEncoder(nn.Module):
     :param num_heads: attention heads per block
     :param stem: ``"patch"`` (one Conv2d with kernel = stride = ``patch_size``, the paper's ViT) or
         ``"conv"`` (Conv2d(k=8, s=4) -> ReLU -> Conv2d(k=3, s=2), the authors' release)
+    :param channels_last: run the stem in the channels-last memory format (a speed option; the same values)
     """
 
     def __init__(
@@ -59,6 +75,7 @@ class ViTEncoder(nn.Module):
         depth: int = 3,
         num_heads: int = 4,
         stem: str = "patch",
+        channels_last: bool = False,
     ):
         super().__init__()
         self.in_channels = in_channels
@@ -67,6 +84,7 @@ class ViTEncoder(nn.Module):
         self.embed_dim = embed_dim
         self.depth = depth
         self.stem_type = stem
+        self.channels_last = channels_last
         if stem == "patch":
             self.stem = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size)
         elif stem == "conv":
@@ -100,10 +118,13 @@ class ViTEncoder(nn.Module):
             ]
         )
         self.norm = nn.LayerNorm(embed_dim)
+        _to_channels_last(self, channels_last)
 
     def forward(self, images: th.Tensor) -> th.Tensor:
         _check_images(type(self).__name__, images, self.in_channels, self.image_size)
-        x = self.stem(_scale_images(images))  # (batch, embed_dim, h, w)
+        x = _scale_images(images, self.channels_last)  # (batch, C, H, W)
+        x = self.stem(x)  # (batch, embed_dim, h, w)
+        # Channels-last, this is a view: the tokens (batch, h * w, embed_dim) are already contiguous in memory
         x = x.flatten(2).transpose(1, 2)  # (batch, n_patches, embed_dim)
         x = x + self.pos_embed  # (batch, n_patches, embed_dim)
         for block in self.blocks:
@@ -121,10 +142,19 @@ class DrQEncoder(nn.Module):
     :param resize: inputs whose size differs are bilinearly resized to ``resize x resize``; ``None`` disables
         resizing (inputs must then be ``image_size x image_size``)
     :param image_size: input size used to compute ``conv_out_dim`` when ``resize`` is ``None``
+    :param channels_last: run the convolutions in the channels-last memory format (a speed option; the same values)
     """
 
-    def __init__(self, in_channels: int, feature_dim: int = 64, resize: Optional[int] = 84, image_size: int = 84):
+    def __init__(
+        self,
+        in_channels: int,
+        feature_dim: int = 64,
+        resize: Optional[int] = 84,
+        image_size: int = 84,
+        channels_last: bool = False,
+    ):
         super().__init__()
+        self.channels_last = channels_last
         self.in_channels = in_channels
         self.feature_dim = feature_dim
         self.resize = resize
@@ -143,10 +173,11 @@ class DrQEncoder(nn.Module):
         with th.no_grad():
             self.conv_out_dim = self.convs(th.zeros(1, in_channels, self.image_size, self.image_size)).shape[1]
         self.head = nn.Sequential(nn.Linear(self.conv_out_dim, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
+        _to_channels_last(self, channels_last)
 
     def forward(self, images: th.Tensor) -> th.Tensor:
         _check_images(type(self).__name__, images, self.in_channels, None if self.resize is not None else self.image_size)
-        x = _scale_images(images)  # (batch, C, H, W)
+        x = _scale_images(images, self.channels_last)  # (batch, C, H, W)
         if self.resize is not None and x.shape[-2:] != (self.resize, self.resize):
             x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
         x = self.convs(x)  # (batch, conv_out_dim)

@@ -126,9 +126,11 @@ class ObservationEncoder(nn.Module):
                 return random_shift(obs, self.augmentation_pad) if _is_chw_image(self.observation_space) else obs  # type: ignore[arg-type]
             shift = [key for key, space in self.observation_space.spaces.items() if _is_chw_image(space)]
             return {**obs, **{key: random_shift(obs[key], self.augmentation_pad) for key in shift}}  # type: ignore[index]
+        # The layout the encoder's convolutions read: no copy in between
+        channels_last = bool(getattr(self.net, "channels_last", False))
         if self.image_key is None:
-            return random_shift(obs, self.augmentation_pad)  # type: ignore[arg-type]
-        return {**obs, self.image_key: random_shift(obs[self.image_key], self.augmentation_pad)}  # type: ignore[index]
+            return random_shift(obs, self.augmentation_pad, channels_last)  # type: ignore[arg-type]
+        return {**obs, self.image_key: random_shift(obs[self.image_key], self.augmentation_pad, channels_last)}  # type: ignore[index]
 
     def forward(self, obs: PyTorchObs) -> Encoded:
         if self.kind == "custom":
