@@ -159,8 +159,7 @@ def test_channels_last_encoder_trains_like_the_default_and_keeps_its_layout(tmp_
     shifted = encoder.augment(batch.observations)
     shifted = shifted if policy == "CnnPolicy" else shifted["image"]
     assert shifted.is_contiguous(memory_format=th.channels_last) and not th.equal(shifted, images.float())
-    obs = {k: v for k, v in nhwc.observation_space.sample().items()} if policy == "MultiInputPolicy" else None
-    obs = obs if obs is not None else nhwc.observation_space.sample()
+    obs = nhwc.observation_space.sample()
     action = nhwc.predict(obs, deterministic=True, rl_only=True)[0]
     np.testing.assert_allclose(action, default.predict(obs, deterministic=True, rl_only=True)[0], atol=1e-3)
     nhwc.save(tmp_path / "model.zip")

@@ -18,9 +18,8 @@ def _scale_images(images: th.Tensor, channels_last: bool = False) -> th.Tensor:
     :param channels_last: return them in the channels-last memory format (a copy only where they are not already)
     :return: float32 images in [-0.5, 0.5]
     """
-    if channels_last:
-        images = images.contiguous(memory_format=th.channels_last)  # (batch, C, H, W), NHWC in memory
-    return images.float() / 255.0 - 0.5
+    memory_format = th.channels_last if channels_last else th.preserve_format  # NHWC in memory, or as given
+    return images.to(th.float32, memory_format=memory_format) / 255.0 - 0.5  # one conversion, no copy if already so
 
 
 def _to_channels_last(module: nn.Module, channels_last: bool) -> None:
