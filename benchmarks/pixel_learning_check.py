@@ -38,15 +38,19 @@ def make_env() -> gym.Env:
     return gym.make("PointGoal-v0", obs_mode="pixel")
 
 
-def run(
+def pixel_model(
     seed: int,
-    steps: int,
-    encoder: str,
-    eval_every: int,
-    eval_episodes: int,
+    encoder: str = "vit",
+    eval_episodes: int = 20,
     with_il: bool = True,
     overrides: Optional[dict[str, Any]] = None,
-) -> dict:
+) -> tuple[IBRL, list, float]:
+    """
+    The check's setup: 1 scripted demo (seed 2) in pixels, the pixel-reading IL policy (BC of 1000 batches on the
+    demo's states) and its success over ``eval_episodes`` (reset seed 123), and the IBRL model.
+
+    :return: the model, the demos (pixel observations) and the IL policy's success
+    """
     th.manual_seed(seed)
     env = make_env()
     demos = record_episodes(env, PointGoalExpert(seed=2), n_episodes=1, seed=2, act_fn_input="state")
@@ -65,6 +69,19 @@ def run(
     bc_success = evaluate_policy_success(make_env(), lambda obs: il(obs[None])[0], eval_episodes, 123)[0]
     settings = {**POINT_GOAL_PIXEL_IBRL_SETTINGS, "policy_kwargs": ENCODERS[encoder], **(overrides or {})}
     model = IBRL("CnnPolicy", env, il_policy=il if with_il else None, demonstrations=demos, seed=seed, **settings)
+    return model, demos, bc_success
+
+
+def run(
+    seed: int,
+    steps: int,
+    encoder: str,
+    eval_every: int,
+    eval_episodes: int,
+    with_il: bool = True,
+    overrides: Optional[dict[str, Any]] = None,
+) -> dict:
+    model, _, bc_success = pixel_model(seed, encoder, eval_episodes, with_il, overrides)
     curve = SuccessCurveCallback(make_env(), eval_freq=eval_every, n_eval_episodes=eval_episodes, seed=123)
     start = time.time()
     model.learn(steps, callback=curve)

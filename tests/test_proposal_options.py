@@ -45,6 +45,9 @@ def test_confident_proposal_by_hand():
     assert confident_proposal(q_rl, q_il, 0.5).tolist() == [False, False, True]
     assert confident_proposal(q_rl, q_il, 0.0).tolist() == [False, False, True]
     assert confident_proposal(q_rl[:1], q_il[:1], 5.0).tolist() == [False, True, True]
+    # k = inf: the IL action everywhere, with or without a spread
+    assert confident_proposal(q_rl, q_il, float("inf")).tolist() == [True, True, True]
+    assert confident_proposal(q_rl[:1], q_il[:1], float("inf")).tolist() == [True, True, True]
 
 
 def test_deployed_policy_keeps_il_unless_the_critics_agree():

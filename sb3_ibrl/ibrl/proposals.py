@@ -81,9 +81,12 @@ def confident_proposal(q_rl: th.Tensor, q_il: th.Tensor, confidence: float) -> t
 
     :param q_rl: Q-values of the RL action by every critic, shape ``(n_critics, batch)``
     :param q_il: Q-values of the IL action by every critic, shape ``(n_critics, batch)``
-    :param confidence: the number of standard deviations, ``k >= 0``
+    :param confidence: the number of standard deviations, ``k >= 0``; ``float("inf")``: the IL action everywhere
+        (what the deployed hybrid does until it has matched its IL policy, with ``proposal_confidence=float("inf")``)
     :return: boolean mask, shape ``(batch,)``: ``True`` where the IL action is taken
     """
+    if confidence == float("inf"):  # (inf * a zero spread would be NaN)
+        return th.ones(q_rl.shape[1:], dtype=th.bool, device=q_rl.device)
     advantage = q_rl - q_il  # (n_critics, batch)
     spread = advantage.std(dim=0) if len(advantage) > 1 else th.zeros_like(advantage[0])  # (batch,)
     return ~(advantage.mean(dim=0) > confidence * spread)
