@@ -49,7 +49,7 @@ def test_paper_settings_follow_the_observations(obs_mode, capsys):
     model = make_model(obs_mode, verbose=1)
     assert settings(model) == (n_critics, n_critics, updates, updates)
     kind = "state" if obs_mode == "state" else "image"
-    confidence = 3.0 if obs_mode == "state" else 0.0
+    confidence = 3.0 if obs_mode == "state" else float("inf")  # images: the IL policy alone until the hybrid matched it
     expected = (
         f"IBRL: the default {kind} settings: gradient_steps={updates}, policy_delay={updates}, "
         f"proposal_confidence={confidence}, n_critics={n_critics}"
@@ -92,6 +92,7 @@ def test_the_policies_alone_take_the_default_of_their_observations():
     assert IBRLPolicy(vector, actions, lambda _: 1e-4, net_arch=[8], n_critics=3).n_critics == 3
     assert paper_default("policy_delay", spaces.Dict({"image": image, "proprio": vector})) == 1
     assert PAPER_DEFAULTS["n_critics"] == (5, 2) and PAPER_DEFAULTS["gradient_steps"] == (5, 1)
+    assert PAPER_DEFAULTS["proposal_confidence"] == (3.0, float("inf"))
 
 
 def _saved_data(path) -> dict:

@@ -67,8 +67,10 @@ def test_smoke_run_writes_the_curve_the_split_and_the_plot(smoke_run):
     curve = result["curve"]
     assert [row["env_steps"] for row in curve] == [150, 300]
     for row in curve:
-        for key in ("hybrid_success", "rl_only_success", "il_fraction"):
+        for key in ("hybrid_success", "greedy_success", "rl_only_success", "il_fraction"):
             assert 0.0 <= row[key] <= 1.0, key
+        if not row["il_matched"]:  # images deploy the IL policy alone until the hybrid has matched it (k = inf)
+            assert row["il_fraction"] == 1.0
         assert 1 <= row["hybrid_length"] <= 100 and 1 <= row["rl_only_length"] <= 100
         assert row["eval_seconds"] > 0
     assert 0 < curve[0]["updates"] < curve[1]["updates"] == result["updates"]

@@ -212,11 +212,13 @@ def test_deployed_confidence_drops_once_the_hybrid_matches_il(tmp_path):
     model._record_returns(np.array([1.0]), np.array([True]))
     model._record_returns(np.array([0.5]), np.array([True]))
     assert list(model._il_returns) == [1.0, 0.5] and model.deployed_confidence == 3.0
-    model.num_timesteps = 10  # the last warm-up step: an episode that goes on after the warm-up counts for neither
-    model._record_returns(np.array([5.0]), np.array([False]))
+    model.num_timesteps = 10  # the last warm-up step: an episode that goes on after the warm-up, played by the IL policy
+    model._record_returns(np.array([0.5]), np.array([False]))
+    assert model._finishing_il_episodes(1).tolist() == [True]
     model.num_timesteps = 11
-    model._record_returns(np.array([5.0]), np.array([True]))
-    assert list(model._il_returns) == [1.0, 0.5] and not model._hybrid_returns
+    model._record_returns(np.array([0.25]), np.array([True]))  # it ends: an IL return (0.75), whole
+    assert list(model._il_returns) == [1.0, 0.5, 0.75] and not model._hybrid_returns
+    assert model._finishing_il_episodes(1).tolist() == [False]  # the next episode is the hybrid's
     model.num_timesteps = 12  # hybrid episodes: mean 0.5 < IL's 0.75, then 1.0 >= 0.75
     model._record_returns(np.array([0.0]), np.array([True]))
     model._record_returns(np.array([1.0]), np.array([True]))
@@ -225,13 +227,29 @@ def test_deployed_confidence_drops_once_the_hybrid_matches_il(tmp_path):
     assert model.il_matched and model.deployed_confidence == model.policy.proposal_confidence == 0.0
     model.save(tmp_path / "model.zip")  # the returns are kept: the loaded model deploys the same choice
     loaded = IBRL.load(tmp_path / "model.zip")
-    assert list(loaded._il_returns) == [1.0, 0.5] and loaded.policy.proposal_confidence == 0.0
+    assert list(loaded._il_returns) == [1.0, 0.5, 0.75] and loaded.policy.proposal_confidence == 0.0
     model._record_returns(np.array([0.0]), np.array([True]))  # back below the IL's returns: confident again
     assert model.policy.proposal_confidence == 3.0
     never = small_ibrl(il_policy=constant_il(1.0), proposal_confidence=3.0, match_il_episodes=0)
     never._il_returns.append(0.0)
     never._record_returns(np.array([9.0]), np.array([True]))
     assert not never.il_matched and never.policy.proposal_confidence == 3.0
+
+
+def test_il_warmup_episodes_are_played_to_their_end_by_the_il_policy():
+    # 2 envs, Pendulum's 200-step episodes, a warm-up of 100 env steps (50 per env): no episode ends in the warm-up
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env("Pendulum-v1", n_envs=2, seed=0)
+    model = small_ibrl(env=env, il_policy=constant_il(1.0), learning_starts=100, match_il_episodes=2)
+    model.learn(800)  # 400 steps per env: the 2 warm-up episodes, then one hybrid episode per env
+    choices = np.array(model._il_choices).reshape(-1, 2)  # (steps per env, env): True where the IL action was taken
+    assert choices[:200].all()  # the IL policy played each env's first episode to its end, well after the warm-up
+    monitored = [info["r"] for info in model.ep_info_buffer]  # SB3's Monitor: the episodes in the order they ended
+    assert len(monitored) == 4
+    np.testing.assert_allclose(sorted(model._il_returns), sorted(monitored[:2]), rtol=1e-5)  # whole IL episodes
+    np.testing.assert_allclose(sorted(model._hybrid_returns), sorted(monitored[2:]), rtol=1e-5)
+    assert not choices[200:].all()  # then the actor proposal, with the RL action in some steps
 
 
 def test_episode_returns_in_env_units_under_vec_normalize():

@@ -25,9 +25,10 @@ class ActingHooks:
     IBRL's acting, placed before SB3's algorithm class (``class IBRL(..., ActingHooks, ..., TD3)``).
 
     Before learning, the IL policy acts alone (``warmup="il"``) for ``learning_starts`` env steps and until
-    ``il_warmup_episodes`` episodes have ended, whichever is later; no update is made until then. Then the actor
-    proposal picks, at every step, between the noisy RL action and the IL action. The returns of the episodes are
-    kept, to know when the hybrid has matched the IL policy.
+    ``il_warmup_episodes`` episodes have ended, whichever is later; no update is made until then. The episodes that
+    began in the warm-up are played to their end by the IL policy. Then the actor proposal picks, at every step,
+    between the noisy RL action and the IL action. The returns of the episodes are kept, to know when the hybrid has
+    matched the IL policy.
     """
 
     policy: Any
@@ -84,9 +85,9 @@ class ActingHooks:
         next_in_warmup = il_warmup and (self.num_timesteps < self.learning_starts or episodes < self.il_warmup_episodes)
         for env in np.flatnonzero(dones):
             episode_return, started_in_warmup = self._running[env]
-            if started_in_warmup and step_in_warmup:
+            if started_in_warmup:  # the IL policy played it to its end (_finishing_il_episodes)
                 self._il_returns.append(float(episode_return))
-            elif not started_in_warmup:  # (an episode that began in the warm-up and ended after it counts for neither)
+            else:
                 self._hybrid_returns.append(float(episode_return))
             self._running[env] = (0.0, next_in_warmup)
         if dones.any():
@@ -109,6 +110,17 @@ class ActingHooks:
         """Fraction of the last (up to 1000) actions executed while training that came from the IL policy."""
         return float(np.mean(self._il_choices)) if self._il_choices else float("nan")
 
+    def _finishing_il_episodes(self, n_envs: int) -> np.ndarray:
+        """
+        Per env, whether its episode began in the IL warm-up: the IL policy plays it to its end, after the warm-up too,
+        so that the IL returns (the baseline of ``il_matched``) count whole episodes of the IL policy, not only those
+        short enough to end within the warm-up (with several envs, a warm-up of ``learning_starts`` steps may end
+        none of the long, failed ones, and the baseline would count only successes).
+        """
+        if self._running is None or len(self._running) != n_envs:
+            return np.zeros(n_envs, dtype=bool)
+        return self._running[:, 1] == 1.0
+
     def _il_warmup_pending(self) -> bool:
         """Whether episodes of the IL warm-up (``il_warmup_episodes``) are still to be collected, with no update."""
         return self.il_policy is not None and self._episode_num < self.il_warmup_episodes
@@ -130,9 +142,15 @@ class ActingHooks:
                 noise = None
                 if action_noise is not None:
                     noise = th.as_tensor(np.asarray(action_noise()), dtype=th.float32, device=self.device).reshape(n_envs, -1)
+                finishing = self._finishing_il_episodes(n_envs)  # (n_envs,) episodes the IL warm-up began
+                if finishing.any() and il_action is None:  # computed once: propose() and these rows share it
+                    il_action = self.il_policy(obs_tensor)  # type: ignore[misc]
                 scaled_action, use_il = self.policy.propose(
                     obs_tensor, noise, self.proposal_beta, il_action=il_action, confident=self.collect_confidently
                 )
+                if finishing.any():
+                    keep_il = th.as_tensor(finishing, device=scaled_action.device)  # (n_envs,)
+                    scaled_action, use_il = th.where(keep_il[:, None], il_action, scaled_action), use_il | keep_il
         self._il_choices.extend(use_il.cpu().numpy().tolist())
         buffer_action = scaled_action.cpu().numpy()
         return self.policy.unscale_action(buffer_action), buffer_action

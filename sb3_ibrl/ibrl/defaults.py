@@ -7,7 +7,7 @@ option                   state tasks   image observations (or a Dict with one)
 ``n_critics``            E = 5         E = 2
 ``gradient_steps``       G = 5         G = 1
 ``policy_delay``         G = 5         G = 1
-``proposal_confidence``  3             0 (the paper's greedy choice)
+``proposal_confidence``  3             inf (the IL policy until proven)
 =======================  ============  ======================================
 
 ``IBRL(..., gradient_steps=None, policy_delay=None)`` and ``policy_kwargs=dict(n_critics=None)`` (the defaults) take
@@ -17,7 +17,10 @@ settings; a value the user gives always wins. The resolved values are what the m
 ``proposal_confidence`` is not from the paper: with states, the deployed (deterministic) actor proposal keeps the IL
 action unless the critics agree that the RL action is better (issue 14: the greedy choice abandoned a strong IL
 policy; the README's section "The hybrid and its IL policy" has the measurements), until the hybrid has matched its
-IL policy in its own training episodes (``match_il_episodes``). Collecting data ignores it.
+IL policy in its own training episodes (``match_il_episodes``). From images the critics learn to see long before they
+can rank the two actions, and E = 2 critics trained on the same images agree early: the deployed hybrid is its IL
+policy alone (k = inf) until it has matched it, then the paper's greedy choice (``PointGoal-pixel-v0``, 6 seeds: area
+0.64, the IL policy's, against 0.35 at k = 3 and 0.05 greedy). Collecting data ignores it.
 """
 
 from typing import Any
@@ -31,7 +34,7 @@ PAPER_DEFAULTS: dict[str, tuple[float, float]] = {
     "n_critics": (5, 2),
     "gradient_steps": (5, 1),
     "policy_delay": (5, 1),
-    "proposal_confidence": (3.0, 0.0),
+    "proposal_confidence": (3.0, float("inf")),
 }
 
 
