@@ -236,12 +236,13 @@ def test_deployed_confidence_drops_once_the_hybrid_matches_il(tmp_path):
     assert not never.il_matched and never.policy.proposal_confidence == 3.0
 
 
-def test_il_warmup_episodes_are_played_to_their_end_by_the_il_policy():
+@pytest.mark.parametrize("learning_starts", [100, 1])  # 1: only the first step of the 2 envs is the warm-up's
+def test_il_warmup_episodes_are_played_to_their_end_by_the_il_policy(learning_starts):
     # 2 envs, Pendulum's 200-step episodes, a warm-up of 100 env steps (50 per env): no episode ends in the warm-up
     from stable_baselines3.common.env_util import make_vec_env
 
     env = make_vec_env("Pendulum-v1", n_envs=2, seed=0)
-    model = small_ibrl(env=env, il_policy=constant_il(1.0), learning_starts=100, match_il_episodes=2)
+    model = small_ibrl(env=env, il_policy=constant_il(1.0), learning_starts=learning_starts, match_il_episodes=2)
     model.learn(800)  # 400 steps per env: the 2 warm-up episodes, then one hybrid episode per env
     choices = np.array(model._il_choices).reshape(-1, 2)  # (steps per env, env): True where the IL action was taken
     assert choices[:200].all()  # the IL policy played each env's first episode to its end, well after the warm-up

@@ -75,8 +75,8 @@ class ActingHooks:
     def _record_returns(self, rewards: np.ndarray, dones: np.ndarray) -> None:
         """Add the step's rewards to each env's episode return; file the returns of the episodes that ended."""
         il_warmup = self.il_policy is not None and self.warmup == "il"
-        # The step just taken came from the IL warm-up (SB3 counts the step and the episodes after storing it)
-        step_in_warmup = il_warmup and (self.num_timesteps <= self.learning_starts or self._il_warmup_pending())
+        # The step just taken came from the IL warm-up (SB3 counts the step before storing it, the episodes after)
+        step_in_warmup = il_warmup and (self.num_timesteps - len(rewards) < self.learning_starts or self._il_warmup_pending())
         if self._running is None or len(self._running) != len(rewards):  # per env: return so far, started in warm-up
             self._running = np.zeros((len(rewards), 2))
             self._running[:, 1] = step_in_warmup
