@@ -38,6 +38,7 @@ from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
 from sb3_ibrl.data.demo_files import load_episodes
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pixel_learning_check import EVAL_SEED as PIXEL_EVAL_SEED
 from pixel_learning_check import make_env as make_pixel_env
 from pixel_learning_check import pixel_model
 
@@ -101,7 +102,7 @@ def main(argv: Optional[list[str]] = None) -> list[str]:
             model, demos, bc_success, eval_seed = point_goal_model(seed, overrides)
         elif args.task == POINT_GOAL_PIXEL:
             model, demos, bc_success = pixel_model(seed, eval_episodes=args.eval_episodes, overrides=overrides)
-            eval_seed = 123
+            eval_seed = PIXEL_EVAL_SEED
         else:
             model, demos, bc_success, eval_seed = runner_model(args.task, seed, args.out, overrides)
         env = make_pixel_env() if args.task == POINT_GOAL_PIXEL else gym.make(args.task)

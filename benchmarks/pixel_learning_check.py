@@ -34,6 +34,9 @@ ENCODERS = {
 }
 
 
+EVAL_SEED = 123  # reset seed of the evaluation episodes (BC's and the curve's: the same episodes)
+
+
 def make_env() -> gym.Env:
     return gym.make("PointGoal-v0", obs_mode="pixel")
 
@@ -47,7 +50,7 @@ def pixel_model(
 ) -> tuple[IBRL, list, float]:
     """
     The check's setup: 1 scripted demo (seed 2) in pixels, the pixel-reading IL policy (BC of 1000 batches on the
-    demo's states) and its success over ``eval_episodes`` (reset seed 123), and the IBRL model.
+    demo's states) and its success over ``eval_episodes`` (reset seed ``EVAL_SEED``), and the IBRL model.
 
     :return: the model, the demos (pixel observations) and the IL policy's success
     """
@@ -66,7 +69,7 @@ def pixel_model(
         seed=seed,
     )
     il = PixelStateAdapter(bc.policy)
-    bc_success = evaluate_policy_success(make_env(), lambda obs: il(obs[None])[0], eval_episodes, 123)[0]
+    bc_success = evaluate_policy_success(make_env(), lambda obs: il(obs[None])[0], eval_episodes, EVAL_SEED)[0]
     settings = {**POINT_GOAL_PIXEL_IBRL_SETTINGS, "policy_kwargs": ENCODERS[encoder], **(overrides or {})}
     model = IBRL("CnnPolicy", env, il_policy=il if with_il else None, demonstrations=demos, seed=seed, **settings)
     return model, demos, bc_success
@@ -82,7 +85,7 @@ def run(
     overrides: Optional[dict[str, Any]] = None,
 ) -> dict:
     model, _, bc_success = pixel_model(seed, encoder, eval_episodes, with_il, overrides)
-    curve = SuccessCurveCallback(make_env(), eval_freq=eval_every, n_eval_episodes=eval_episodes, seed=123)
+    curve = SuccessCurveCallback(make_env(), eval_freq=eval_every, n_eval_episodes=eval_episodes, seed=EVAL_SEED)
     start = time.time()
     model.learn(steps, callback=curve)
     return dict(seed=seed, bc=bc_success, curve=[round(row[1], 2) for row in curve.curve], seconds=time.time() - start)

@@ -277,9 +277,10 @@ def plot_headline(result: dict[str, Any], path: str) -> Optional[str]:
     fig, (ax, side) = plt.subplots(1, 2, figsize=(11, 4.5), gridspec_kw=dict(width_ratios=[2.2, 1]))
     steps = [row["env_steps"] for row in curve]
     ax.plot(steps, [row["rl_only_success"] for row in curve], "s:", color="C1", label="IBRL RL actor alone")
-    ax.plot(steps, [row["hybrid_success"] for row in curve], "o-", color="C0", label="IBRL (hybrid: RL + IL, deployed)")
-    if any(row.get("greedy_success", row["hybrid_success"]) != row["hybrid_success"] for row in curve):
-        greedy = [row.get("greedy_success", row["hybrid_success"]) for row in curve]
+    hybrid = [row["hybrid_success"] for row in curve]
+    ax.plot(steps, hybrid, "o-", color="C0", label="IBRL (hybrid: RL + IL, deployed)")
+    greedy = [row.get("greedy_success", success) for row, success in zip(curve, hybrid)]  # (older files have none)
+    if greedy != hybrid:  # the deployed hybrid was its IL policy at some evaluation: the paper's greedy one too
         ax.plot(steps, greedy, "^--", color="C4", label="IBRL hybrid, greedy choice (the paper's deployment)")
     bc = result.get("bc", {}).get("success")
     if bc is not None:
