@@ -39,6 +39,12 @@ DIAGNOSTIC_FIELDS = [
     "greedy_success",
     "confident_success",
     "il_matched",
+    "il_return_mean",
+    "il_return_sd",
+    "il_episodes",
+    "hybrid_return_mean",
+    "hybrid_return_sd",
+    "hybrid_episodes",
     "il_fraction_train",
     "q_il_demo",
     "q_rl_demo",
@@ -211,6 +217,7 @@ def _proposal_diagnostics(model: Any, demos: list[Episode]) -> dict[str, float]:
         "il_wins_demo": values["il_wins"],
         "return_demo": values["return"],
         "il_matched": float(getattr(model, "il_matched", False)),
+        **(model.match_statistics() if hasattr(model, "match_statistics") else {}),
     }
 
 

@@ -20,6 +20,23 @@ import torch as th
 from stable_baselines3.common.noise import ActionNoise
 
 
+def matched(stats: dict[str, float], confidence: float) -> bool:
+    """
+    The match test: the hybrid's mean return minus the IL policy's is at least ``confidence`` standard errors of that
+    difference (Welch's, from the two samples' standard deviations). ``confidence=0`` compares the means alone; with
+    ``confidence > 0`` a lucky window of training episodes is not enough.
+
+    :param stats: :meth:`ActingHooks.match_statistics`
+    :param confidence: the number of standard errors (>= 0)
+    """
+    difference = stats["hybrid_return_mean"] - stats["il_return_mean"]  # nan (never matched) without episodes
+    standard_error = np.sqrt(
+        stats["hybrid_return_sd"] ** 2 / max(stats["hybrid_episodes"], 1.0)
+        + stats["il_return_sd"] ** 2 / max(stats["il_episodes"], 1.0)
+    )
+    return bool(difference >= confidence * standard_error)
+
+
 class ActingHooks:
     """
     IBRL's acting, placed before SB3's algorithm class (``class IBRL(..., ActingHooks, ..., TD3)``).
@@ -47,6 +64,7 @@ class ActingHooks:
     collect_confidently: bool
     il_warmup_episodes: int
     match_il_episodes: int
+    match_il_confidence: float = 0.0  # models saved before the option compare the means alone
     _il_returns: deque  # returns of the IL warm-up episodes
     _hybrid_returns: deque  # returns of the last match_il_episodes episodes after the warm-up
     _running: Optional[np.ndarray]  # per env: return so far, and 1 if the episode started in the warm-up
@@ -59,13 +77,29 @@ class ActingHooks:
         self._running = None
         self.policy.proposal_confidence = self.deployed_confidence
 
+    def match_statistics(self) -> dict[str, float]:
+        """
+        The match test's inputs: mean, sample standard deviation and count of the IL warm-up episodes' returns
+        (``il_return_*``, ``il_episodes``) and of the last ``match_il_episodes`` training episodes' (``hybrid_*``).
+        """
+        stats = {}
+        for name, returns in (("il", self._il_returns), ("hybrid", self._hybrid_returns)):
+            values = np.asarray(returns, dtype=np.float64)
+            stats[f"{name}_return_mean"] = float(values.mean()) if len(values) else float("nan")
+            stats[f"{name}_return_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            stats[f"{name}_episodes"] = float(len(values))
+        return stats
+
     @property
     def il_matched(self) -> bool:
-        """Whether the last ``match_il_episodes`` training episodes returned on average at least the IL warm-up's."""
+        """
+        Whether the last ``match_il_episodes`` training episodes returned on average at least the IL warm-up's, by
+        ``match_il_confidence`` standard errors of the difference of the two means (0: the means alone).
+        """
         n_episodes = self.match_il_episodes
         if n_episodes == 0 or not self._il_returns or len(self._hybrid_returns) < n_episodes:
             return False
-        return float(np.mean(self._hybrid_returns)) >= float(np.mean(self._il_returns))
+        return matched(self.match_statistics(), self.match_il_confidence)
 
     @property
     def deployed_confidence(self) -> float:

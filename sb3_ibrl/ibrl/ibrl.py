@@ -111,6 +111,8 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
     :param match_il_episodes: the deployed hybrid drops ``proposal_confidence`` (takes the greedy choice) while the
         mean return of its last ``match_il_episodes`` training episodes is at least that of the IL warm-up episodes;
         ``0``: never (always confident)
+    :param match_il_confidence: how sure the match must be: the hybrid's mean return must exceed the IL warm-up's by
+        this many standard errors of the difference (``0``: the means alone)
     :param demo_fraction: fraction of each batch from demos + successful online episodes (paper: 0.5 for Square)
     :param mixed_precision: ``None`` (float32), ``"bf16"``: bfloat16 autocast of the encoder and the Q-networks in
         the updates (parameters and optimizer state stay float32), or ``"tf32"``: float32 with CUDA matmuls and
@@ -180,6 +182,7 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
         warmup: str = "il",
         il_warmup_episodes: int = 0,
         match_il_episodes: int = 20,
+        match_il_confidence: float = 0.0,
         demo_fraction: float = 0.0,
         mixed_precision: Optional[str] = None,
         compile_updates: CompileOption = False,
@@ -237,6 +240,7 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
         self.warmup = warmup
         self.il_warmup_episodes = il_warmup_episodes
         self.match_il_episodes = match_il_episodes
+        self.match_il_confidence = match_il_confidence
         self.demo_fraction = demo_fraction
         self.mixed_precision = mixed_precision
         self.compile_updates = compile_updates

@@ -81,6 +81,7 @@ def check_ibrl_options(model: Any) -> None:
         raise ValueError(f"collect_confidently must be True or False, got {_shown(model.collect_confidently)}")
     check_int("il_warmup_episodes", model.il_warmup_episodes, 0)
     check_int("match_il_episodes", model.match_il_episodes, 0)
+    check_real("match_il_confidence", model.match_il_confidence, 0.0, 10.0)
     if model.il_warmup_episodes > 0 and (model.il_policy is None or model.warmup != "il"):
         raise ValueError(
             f"il_warmup_episodes={model.il_warmup_episodes} rolls out the IL policy: it needs an il_policy and warmup='il'"
