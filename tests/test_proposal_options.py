@@ -9,6 +9,7 @@ from torch import nn
 
 from sb3_ibrl import IBRL
 from sb3_ibrl.data.episodes import Episode
+from sb3_ibrl.ibrl.acting import matched
 from sb3_ibrl.ibrl.diagnostics import discounted_returns, proposal_values
 from sb3_ibrl.ibrl.proposals import confident_proposal
 from sb3_ibrl.networks.q_networks import Encoded
@@ -133,6 +134,8 @@ def test_confidence_saved_and_loaded(tmp_path):
         (dict(il_warmup_episodes=-1), "il_warmup_episodes must be an integer >= 0"),
         (dict(il_warmup_episodes=2.5), "il_warmup_episodes must be an integer >= 0"),
         (dict(match_il_episodes=-1), "match_il_episodes must be an integer >= 0"),
+        (dict(match_il_confidence=-0.5), r"match_il_confidence must be a number in \[0, 10\]"),
+        (dict(match_il_confidence=float("nan")), "match_il_confidence must be a number"),
         (dict(collect_confidently="yes"), "collect_confidently must be True or False"),
         (dict(il_warmup_episodes=2, warmup="random"), "needs an il_policy and warmup='il'"),
     ],
@@ -234,6 +237,32 @@ def test_deployed_confidence_drops_once_the_hybrid_matches_il(tmp_path):
     never._il_returns.append(0.0)
     never._record_returns(np.array([9.0]), np.array([True]))
     assert not never.il_matched and never.policy.proposal_confidence == 3.0
+
+
+def test_match_il_confidence_asks_for_a_margin_of_standard_errors(tmp_path):
+    # IL warm-up returns 0, 1, 0, 1 (mean 0.5, sd 0.577); hybrid windows of 4 episodes
+    model = small_ibrl(il_policy=constant_il(1.0), proposal_confidence=3.0, match_il_episodes=4, match_il_confidence=1.0)
+    model._il_returns.extend([0.0, 1.0, 0.0, 1.0])
+    model._hybrid_returns.extend([1.0, 0.0, 1.0, 1.0])  # mean 0.75, sd 0.5: 0.25 above the IL's
+    stats = model.match_statistics()
+    assert stats["il_return_mean"] == 0.5 and stats["il_episodes"] == 4 and stats["hybrid_episodes"] == 4
+    assert stats["il_return_sd"] == pytest.approx(np.sqrt(1 / 3)) and stats["hybrid_return_sd"] == pytest.approx(0.5)
+    standard_error = np.sqrt(1 / 3 / 4 + 0.25 / 4)  # 0.382: a 0.25 lead is 0.65 standard errors
+    assert matched(stats, 0.0) and matched(stats, 0.25 / standard_error - 1e-6)
+    assert not matched(stats, 0.25 / standard_error + 1e-6) and not model.il_matched  # needs 1.0
+    model.match_il_confidence = 0.0  # the means alone
+    assert model.il_matched
+    model.match_il_confidence = 1.0
+    model.num_timesteps = model.learning_starts + 1  # after the warm-up: the episodes are the hybrid's
+    model._record_returns(np.array([1.0]), np.array([True]))  # window 0, 1, 1, 1: a lead of 0.25 + 0.25 / 0.382 sd
+    assert model.match_statistics()["hybrid_return_mean"] == 0.75 and not model.il_matched
+    for _ in range(2):
+        model._record_returns(np.array([1.0]), np.array([True]))  # window 1, 1, 1, 1: mean 1.0, sd 0
+    assert model.il_matched and model.policy.proposal_confidence == 0.0  # 0.5 >= 1.0 x 0.289
+    model.save(tmp_path / "model.zip")
+    assert IBRL.load(tmp_path / "model.zip").match_il_confidence == 1.0
+    empty = small_ibrl(il_policy=constant_il(1.0)).match_statistics()
+    assert np.isnan(empty["il_return_mean"]) and empty["hybrid_episodes"] == 0 and not matched(empty, 0.0)
 
 
 @pytest.mark.parametrize("learning_starts", [100, 1])  # 1: only the first step of the 2 envs is the warm-up's

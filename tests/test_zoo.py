@@ -269,6 +269,9 @@ def test_sampler_gives_plain_ibrl_arguments() -> None:
     assert HYPERPARAMS_CONVERTER["ibrl"](params)["policy_kwargs"]["net_arch"] == [64, 64]
     model = IBRL("MlpPolicy", POINT_GOAL, **{**hyperparams, "policy_kwargs": dict(net_arch=[32], n_critics=2)})
     assert model.batch_size == 64
+    params["proposal_confidence"] = float("inf")  # the IL policy alone until the hybrid has matched it
+    hyperparams = sample_ibrl_params(optuna.trial.FixedTrial(params), 2, 1, {})
+    assert IBRL("MlpPolicy", POINT_GOAL, **{**hyperparams, "policy_kwargs": dict(net_arch=[32])}).proposal_confidence == np.inf
 
 
 # --------------------------------------------------------------------------------------------- the command lines

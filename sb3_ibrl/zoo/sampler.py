@@ -105,7 +105,8 @@ def sample_ibrl_params(trial: optuna.Trial, n_actions: int, n_envs: int, additio
     trial.suggest_categorical("n_steps", [1, 3, 5, 10])
     trial.suggest_float("exploration_std", 0.05, 0.3)
     trial.suggest_categorical("proposal_beta", [None, 1.0, 10.0, 100.0])  # None: greedy actor proposal
-    trial.suggest_categorical("proposal_confidence", [0.0, 1.0, 2.0, 3.0, 4.0])  # the deployed hybrid (0: greedy)
+    # the deployed hybrid until it has matched its IL policy: 0 greedy, inf the IL policy alone (the image default)
+    trial.suggest_categorical("proposal_confidence", [0.0, 1.0, 2.0, 3.0, 4.0, float("inf")])
     trial.suggest_categorical("critic_updates", [1, 2, 5])
     trial.suggest_categorical("n_critics", [2, 5, 10])
     trial.suggest_categorical("dropout", [0.0, 0.25, 0.5])
