@@ -71,6 +71,8 @@ def test_smoke_run_writes_the_curve_the_split_and_the_plot(smoke_run):
             assert 0.0 <= row[key] <= 1.0, key
         if not row["il_matched"]:  # images deploy the IL policy alone until the hybrid has matched it (k = inf)
             assert row["il_fraction"] == 1.0
+        assert row["il_episodes"] >= 1 and 0.0 <= row["il_return_mean"] <= 1.0  # the warm-up's episodes, whole
+        assert row["il_matched"] == (row["hybrid_episodes"] >= 20 and row["hybrid_return_mean"] >= row["il_return_mean"])
         assert 1 <= row["hybrid_length"] <= 100 and 1 <= row["rl_only_length"] <= 100
         assert row["eval_seconds"] > 0
     assert 0 < curve[0]["updates"] < curve[1]["updates"] == result["updates"]

@@ -343,6 +343,8 @@ class HeadlineRun:
             rl_only_success=rl["success"],
             rl_only_length=rl["length"],
             eval_seconds=hybrid["seconds"] + rl["seconds"] + (greedy["seconds"] if greedy is not hybrid else 0.0),
+            # the match test's inputs (benchmarks/match_rules.py reads them); JSON has no NaN: null before any episode
+            **{key: None if np.isnan(value) else value for key, value in model.match_statistics().items()},
         )
         self.curve.append(row)
         row["wall_seconds"] = self.result("running")["timing"]["total"]
