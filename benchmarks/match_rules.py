@@ -1,18 +1,18 @@
 """
 The deployed hybrid under other match rules, recomputed from runs that recorded the match test's inputs.
 
-Before the hybrid has matched its IL policy, IBRL deploys it confidently (``proposal_confidence = k``: 3 for states)
-or as the IL policy alone (k = inf: images); after, greedily. Whether it has matched is decided from the returns of its
-last ``match_il_episodes`` training episodes and of the IL warm-up's (``match_il_confidence`` z: the hybrid's mean
-must lead by z standard errors; 0 compares the means). None of this changes the training (collecting data does not
-read it), so one run that evaluated each deployment at every checkpoint, and recorded the match statistics
-(``IBRL.match_statistics``), tells what any (k, z) would have deployed there:
+Before the hybrid has matched its IL policy, IBRL deploys it as the IL policy alone (``proposal_confidence`` k = inf,
+the default) or confidently (k = 3: the state default before 2026-12-07); after, greedily. Whether it has matched is
+decided from the returns of its last ``match_il_episodes`` training episodes and of the IL warm-up's
+(``match_il_confidence`` z: the hybrid's mean must lead by z standard errors; 0 compares the means). None of this
+changes the training (collecting data does not read it), so one run that evaluated each deployment at every
+checkpoint, and recorded the match statistics (``IBRL.match_statistics``), tells what any (k, z) would have deployed:
 
 - the benchmark runner's ``results.csv`` with ``--greedy-eval`` (``confident_success``: k = the model's,
   ``greedy_success``; the seed's BC row is what k = inf deploys: the IL policy alone, on the same reset seeds);
 - ``benchmarks/confidence_sweep.py``'s CSVs (a column per k; ``k0`` is greedy, ``kinf`` the IL policy alone).
 
-    python benchmarks/match_rules.py benchmarks/results/match_rules/state/results.csv --confidences 0 1 2
+    python benchmarks/match_rules.py benchmarks/results/match_rules/state/results.csv --model-confidence 3
     python benchmarks/match_rules.py benchmarks/results/match_rules/pixel/sweep_*.csv --confidences 0 1 2
 
 It prints, per task and rule, the mean success over the seeds at each checkpoint, its area (mean over the
@@ -53,7 +53,7 @@ def _statistics(row: dict[str, str]) -> Checkpoint:
     return {key: _float(row[key]) for key in (*STAT_KEYS, "il_matched")}
 
 
-def read_checkpoints(path: str, model_confidence: float = 3.0) -> dict[tuple[str, int], list[Checkpoint]]:
+def read_checkpoints(path: str, model_confidence: float = float("inf")) -> dict[tuple[str, int], list[Checkpoint]]:
     """
     The checkpoints of a runner ``results.csv`` or a confidence sweep CSV, per (task, seed), sorted by env steps.
 
@@ -79,8 +79,8 @@ def read_checkpoints(path: str, model_confidence: float = 3.0) -> dict[tuple[str
             if key not in bc:
                 raise ValueError(f"{path}: no BC row for {key[0]} seed {key[1]} (run --methods ibrl bc)")
             checkpoint = {"env_steps": float(row["env_steps"]), "bc": bc[key], "after": float(row["greedy_success"])}
+            checkpoint["before_kinf"] = bc[key]  # measured instead where the runs' own k is inf
             checkpoint[f"before_k{model_confidence:g}"] = float(row["confident_success"])
-            checkpoint["before_kinf"] = bc[key]
             checkpoints[key].append({**checkpoint, **_statistics(row)})
     else:  # a confidence sweep: a column per k
         task = os.path.basename(path).removeprefix("sweep_").rsplit("_seed", 1)[0]
@@ -163,7 +163,8 @@ def main(argv: Optional[list[str]] = None) -> str:
     parser.add_argument("csv", nargs="+", help="runner results.csv files or confidence sweep CSVs")
     parser.add_argument("--confidences", type=float, nargs="+", default=[0.0, 1.0, 2.0], help="match_il_confidence z")
     parser.add_argument("--window", type=int, default=20, help="the runs' match_il_episodes")
-    parser.add_argument("--model-confidence", type=float, default=3.0, help="the runs' proposal_confidence (runner)")
+    parser.add_argument("--model-confidence", type=float, default=float("inf"),
+                        help="the runner's runs' proposal_confidence: their confident_success column")  # fmt: skip
     args = parser.parse_args(argv)
     checkpoints: dict[tuple[str, int], list[Checkpoint]] = {}
     for path in args.csv:

@@ -49,13 +49,10 @@ def test_paper_settings_follow_the_observations(obs_mode, capsys):
     model = make_model(obs_mode, verbose=1)
     assert settings(model) == (n_critics, n_critics, updates, updates)
     kind = "state" if obs_mode == "state" else "image"
-    confidence = 3.0 if obs_mode == "state" else float("inf")  # images: the IL policy alone until the hybrid matched it
-    expected = (
-        f"IBRL: the default {kind} settings: gradient_steps={updates}, policy_delay={updates}, "
-        f"proposal_confidence={confidence}, n_critics={n_critics}"
-    )
+    expected = f"IBRL: the default {kind} settings: gradient_steps={updates}, policy_delay={updates}, n_critics={n_critics}"
     assert expected in capsys.readouterr().out
-    assert model.proposal_confidence == model.policy.proposal_confidence == confidence
+    # not from the paper, and the same for states and images: the IL policy alone until the hybrid has matched it
+    assert model.proposal_confidence == model.policy.proposal_confidence == float("inf")
     # The ensemble really has E members (the Q head's output), and learn() makes G critic updates per env step
     q_values = model.critic(model.policy.obs_to_tensor(model.observation_space.sample())[0], th.zeros(1, 2))
     assert q_values.shape == (n_critics, 1, 1)
@@ -92,7 +89,7 @@ def test_the_policies_alone_take_the_default_of_their_observations():
     assert IBRLPolicy(vector, actions, lambda _: 1e-4, net_arch=[8], n_critics=3).n_critics == 3
     assert paper_default("policy_delay", spaces.Dict({"image": image, "proprio": vector})) == 1
     assert PAPER_DEFAULTS["n_critics"] == (5, 2) and PAPER_DEFAULTS["gradient_steps"] == (5, 1)
-    assert PAPER_DEFAULTS["proposal_confidence"] == (3.0, float("inf"))
+    assert "proposal_confidence" not in PAPER_DEFAULTS  # inf whatever the observations
 
 
 def _saved_data(path) -> dict:

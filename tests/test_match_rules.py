@@ -33,7 +33,7 @@ def runner_results(path):
 
 def test_rules_recomputed_from_a_runner_results_file(tmp_path, capsys):
     rules = load_benchmark("match_rules")
-    checkpoints = rules.read_checkpoints(runner_results(tmp_path / "results.csv"))
+    checkpoints = rules.read_checkpoints(runner_results(tmp_path / "results.csv"), model_confidence=3.0)
     points = checkpoints[("T", 0)]
     assert [point["before_kinf"] for point in points] == [0.8] * 3  # the IL policy alone: the seed's BC
     assert rules.deployed(points, "k3", 0.0, 20).tolist() == [0.7, 0.2, 1.0]  # the recorded deployment (z = 0)
@@ -41,10 +41,12 @@ def test_rules_recomputed_from_a_runner_results_file(tmp_path, capsys):
     assert rules.deployed(points, "k3", 1.0, 20).tolist() == [0.7, 0.6, 1.0]
     assert rules.deployed(points, "kinf", 1.0, 20).tolist() == [0.8, 0.8, 1.0]
     assert rules.deployed(points, "kinf", 5.0, 20).tolist() == [0.8, 0.8, 0.8]
-    table = rules.main([str(tmp_path / "results.csv"), "--confidences", "0", "1"])
+    table = rules.main([str(tmp_path / "results.csv"), "--confidences", "0", "1", "--model-confidence", "3"])
     assert "| | k3 | 1 | 0.70 0.60 1.00 | 0.77 | 1.00 | -0.20 | 1 |" in table
     assert "| | kinf | 0 | 0.80 0.20 1.00 | 0.67 | 1.00 | -0.60 | 1 |" in table
     assert "3 checkpoints: z = 0 gives the recorded il_matched" in capsys.readouterr().out
+    inf_runs = rules.read_checkpoints(str(tmp_path / "results.csv"))[("T", 0)]  # runs at k = inf: measured, not BC's
+    assert [point["before_kinf"] for point in inf_runs] == [0.7, 0.6, 0.9] and "before_k3" not in inf_runs[0]
 
 
 def test_rules_from_sweep_files_and_bad_input(tmp_path):

@@ -111,9 +111,9 @@ def test_collect_confidently_collects_as_deployed(tmp_path):
     assert IBRL.load(tmp_path / "model.zip").collect_confidently is True
 
 
-def test_default_confidence_follows_observations():
-    assert small_ibrl(il_policy=constant_il()).proposal_confidence == 3.0
-    assert small_ibrl(il_policy=constant_il(), proposal_beta=10.0).policy.proposal_confidence == 3.0
+def test_default_confidence_is_the_il_policy_until_matched():
+    assert small_ibrl(il_policy=constant_il()).proposal_confidence == float("inf")
+    assert small_ibrl(il_policy=constant_il(), proposal_beta=10.0).policy.proposal_confidence == float("inf")
     assert small_ibrl(il_policy=constant_il(), proposal_confidence=0.5).policy.proposal_confidence == 0.5
 
 

@@ -7,20 +7,13 @@ option                   state tasks   image observations (or a Dict with one)
 ``n_critics``            E = 5         E = 2
 ``gradient_steps``       G = 5         G = 1
 ``policy_delay``         G = 5         G = 1
-``proposal_confidence``  3             inf (the IL policy until proven)
 =======================  ============  ======================================
 
 ``IBRL(..., gradient_steps=None, policy_delay=None)`` and ``policy_kwargs=dict(n_critics=None)`` (the defaults) take
 the column of the observation space, so ``IBRL("CnnPolicy", pixel_env, il_policy=bc)`` runs the paper's pixel
 settings; a value the user gives always wins. The resolved values are what the model keeps and saves.
-
-``proposal_confidence`` is not from the paper: with states, the deployed (deterministic) actor proposal keeps the IL
-action unless the critics agree that the RL action is better (issue 14: the greedy choice abandoned a strong IL
-policy; the README's section "The hybrid and its IL policy" has the measurements), until the hybrid has matched its
-IL policy in its own training episodes (``match_il_episodes``). From images the critics learn to see long before they
-can rank the two actions, and E = 2 critics trained on the same images agree early: the deployed hybrid is its IL
-policy alone (k = inf) until it has matched it, then the paper's greedy choice (``PointGoal-pixel-v0``, 6 seeds: area
-0.64, the IL policy's, against 0.35 at k = 3 and 0.05 greedy). Collecting data ignores it.
+(``proposal_confidence``, not from the paper, used to be here too: 3 for states, inf for images; since 2026-12-07 it
+is inf for both, a plain default of :class:`~sb3_ibrl.IBRL`.)
 """
 
 from typing import Any
@@ -30,19 +23,18 @@ from gymnasium import spaces
 from sb3_ibrl.common.spaces import has_image
 
 # option: (state value, pixel value)
-PAPER_DEFAULTS: dict[str, tuple[float, float]] = {
+PAPER_DEFAULTS: dict[str, tuple[int, int]] = {
     "n_critics": (5, 2),
     "gradient_steps": (5, 1),
     "policy_delay": (5, 1),
-    "proposal_confidence": (3.0, float("inf")),
 }
 
 
 def paper_default(name: str, observation_space: spaces.Space) -> Any:
     """
-    The default value of an option for an observation space (Table 2 of the paper, and ``proposal_confidence``).
+    The default value of an option for an observation space (Table 2 of the paper).
 
-    :param name: ``"n_critics"``, ``"gradient_steps"``, ``"policy_delay"`` or ``"proposal_confidence"``
+    :param name: ``"n_critics"``, ``"gradient_steps"`` or ``"policy_delay"``
     :param observation_space: the observation space: images (or a Dict holding one) take the pixel value
     :return: the value
     """
@@ -53,7 +45,7 @@ def paper_default(name: str, observation_space: spaces.Space) -> Any:
 def resolve_paper_defaults(model: Any) -> dict[str, Any]:
     """
     Set the options of an :class:`~sb3_ibrl.IBRL` model left to ``None`` to the default values for its observations:
-    ``gradient_steps``, ``policy_delay``, ``proposal_confidence`` and ``policy_kwargs["n_critics"]`` (``policy_kwargs``
+    ``gradient_steps``, ``policy_delay`` and ``policy_kwargs["n_critics"]`` (``policy_kwargs``
     is copied, never changed in place: the caller's dict may serve another model).
 
     :param model: the model, with its observation space and options set
@@ -64,9 +56,6 @@ def resolve_paper_defaults(model: Any) -> dict[str, Any]:
         if getattr(model, name) is None:
             resolved[name] = int(paper_default(name, model.observation_space))
             setattr(model, name, resolved[name])
-    if getattr(model, "proposal_confidence", 0.0) is None:
-        resolved["proposal_confidence"] = paper_default("proposal_confidence", model.observation_space)
-        model.proposal_confidence = resolved["proposal_confidence"]
     if model.policy_kwargs.get("n_critics") is None:
         resolved["n_critics"] = int(paper_default("n_critics", model.observation_space))
         model.policy_kwargs = {**model.policy_kwargs, "n_critics": resolved["n_critics"]}

@@ -94,7 +94,8 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
         standard deviations over them (:func:`~sb3_ibrl.ibrl.proposals.confident_proposal`); ``0``: the paper's greedy
         choice; ``float("inf")``: the IL action alone. It applies until the hybrid has matched its IL policy
         (``match_il_episodes``; see :mod:`sb3_ibrl.ibrl.acting`). Collecting data ignores it unless
-        ``collect_confidently``. ``None``: 3 for state observations, inf for images (:mod:`sb3_ibrl.ibrl.defaults`)
+        ``collect_confidently``. Default ``inf``: the deployed hybrid is the IL policy until it has matched it, then
+        greedy (measured on state and image tasks: README, "The hybrid and its IL policy")
     :param collect_confidently: collect data as deployed: the actor proposal while training also keeps the IL action
         unless the critics agree (``proposal_confidence``) that the noisy RL action is better, until the hybrid has
         matched its IL policy. ``False``: the paper's choice (greedy, or ``proposal_beta``'s soft one). Measured worse on
@@ -173,7 +174,7 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
         target_noise_clip: float = 0.3,
         bootstrap_proposal: bool = True,
         proposal_beta: Optional[float] = None,
-        proposal_confidence: Optional[float] = None,
+        proposal_confidence: float = float("inf"),
         collect_confidently: bool = False,
         bootstrap_beta: Optional[float] = None,
         proposal_critic: str = "online",
