@@ -1,9 +1,9 @@
 """
 The hybrid against its IL policy (issue 14), from a benchmark's ``results.csv``: IBRL deployed as by default
-(confident until the hybrid matched its IL policy, then greedy), always with the confident actor proposal, and with
-the paper's greedy one (``--greedy-eval``, the same runs), BC, the IL share of the actions (paper Fig. 12: while
-evaluating and while collecting data), and the critics' Q-values of the two proposals on the demo states next to the
-demos' discounted return.
+(with its ``proposal_confidence`` until the hybrid matched its IL policy, then greedy), always with that confidence
+(the default, inf: the IL policy alone), and with the paper's greedy one (``--greedy-eval``, the same runs), BC, the
+IL share of the actions (paper Fig. 12: while evaluating and while collecting data), and the critics' Q-values of
+the two proposals on the demo states next to the demos' discounted return.
 """
 
 import math
