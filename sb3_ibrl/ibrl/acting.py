@@ -4,9 +4,10 @@ action), and the hybrid action of ``predict``.
 
 The deployed hybrid (``predict(..., deterministic=True)``) is confident first, greedy once proven: with
 ``proposal_confidence = k > 0`` it keeps the IL action unless the E critics agree that the RL action is better
-(:func:`~sb3_ibrl.ibrl.proposals.confident_proposal`), until the hybrid has matched its IL policy in its own training
-episodes (the mean return of its last ``match_il_episodes`` episodes at least that of the IL warm-up episodes); then it
-takes the paper's greedy choice, and goes back to the confident one if its returns fall below the IL's again
+(:func:`~sb3_ibrl.ibrl.proposals.confident_proposal`; the default, k = inf, keeps it everywhere: the IL policy
+alone), until the hybrid has matched its IL policy in its own training episodes (the mean return of its last
+``match_il_episodes`` episodes at least that of the IL warm-up episodes, by ``match_il_confidence`` standard errors);
+then it takes the paper's greedy choice, and goes back to the confident one if its returns fall below the IL's again
 (``collect_confidently``: the training episodes are collected by the same rule, with exploration noise). A new
 policy is deployed once its measured performance reaches the baseline's, as in high-confidence policy improvement
 (Thomas et al., 2015); the training episodes, collected with exploration noise, understate the deployed hybrid.
@@ -28,6 +29,7 @@ def matched(stats: dict[str, float], confidence: float) -> bool:
 
     :param stats: :meth:`ActingHooks.match_statistics`
     :param confidence: the number of standard errors (>= 0)
+    :return: whether the hybrid has matched its IL policy (``False`` before any IL or hybrid episode)
     """
     difference = stats["hybrid_return_mean"] - stats["il_return_mean"]  # nan (never matched) without episodes
     standard_error = np.sqrt(
