@@ -43,7 +43,7 @@ class DistanceCritics(nn.Module):
 
 def test_actor_proposal_picks_higher_q_row_by_row():
     il = lambda obs: th.full((len(obs), 1), 1.0)  # noqa: E731  scaled: 0.5 (Pendulum's bounds are [-2, 2])
-    model = small_ibrl(il_policy=il)
+    model = small_ibrl(il_policy=il, proposal_confidence=0.0)  # deployed greedily, as in the paper
     obs = th.as_tensor(np.stack([model.observation_space.sample() for _ in range(4)]))
     model.policy.set_training_mode(False)  # acting: dropout off
     rl_action = model.actor(obs).detach()
@@ -60,6 +60,8 @@ def test_actor_proposal_picks_higher_q_row_by_row():
     rl_only, _ = model.predict(obs.numpy(), deterministic=True, rl_only=True)
     np.testing.assert_allclose(rl_only, 2 * rl_action.numpy(), rtol=1e-5, atol=1e-6)
     assert model.policy.act_with_il  # the switch is restored
+    with model.policy.deployed_with(float("inf")):  # the default until the hybrid has matched its IL policy
+        np.testing.assert_allclose(model.predict(obs.numpy(), deterministic=True)[0], np.ones((4, 1)))
 
 
 def test_target_critics_score_the_proposal_when_asked():
