@@ -98,8 +98,9 @@ class IBRL(SaveLoadHooks, ActingHooks, ILCollectionHooks, TD3):
         greedy (measured on state and image tasks: README, "The hybrid and its IL policy")
     :param collect_confidently: collect data as deployed: the actor proposal while training also keeps the IL action
         unless the critics agree (``proposal_confidence``) that the noisy RL action is better, until the hybrid has
-        matched its IL policy. ``False``: the paper's choice (greedy, or ``proposal_beta``'s soft one). Measured worse on
-        Assembly and Lift from states (README, "State tasks with a pixel IL policy")
+        matched its IL policy (with k = inf the IL policy alone collects until then: use a finite k with it).
+        ``False``: the paper's choice (greedy, or ``proposal_beta``'s soft one). Measured worse on Assembly and Lift
+        from states (README, "State tasks with a pixel IL policy")
     :param bootstrap_beta: ``None``: bootstrap from the max of the two proposals (paper); else the inverse temperature
         of a soft choice between them (the release uses 10 for state tasks)
     :param proposal_critic: score the actor proposal with the ``"online"`` critics (paper) or ``"target"`` (release)
