@@ -11,7 +11,9 @@ import pytest
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from sb3_ibrl.benchmark import headline
 from sb3_ibrl.benchmark.__main__ import main as benchmark_main
+from sb3_ibrl.benchmark.deadline import StopAtDeadline
 from sb3_ibrl.benchmark.headline import POINT_GOAL_PIXEL, HeadlineConfig, run_headline
 from sb3_ibrl.benchmark.headline_tools import (
     TIME_PARTS,
@@ -94,20 +96,27 @@ def test_a_complete_run_is_not_run_again(smoke_run):
     assert again["calls"] == result["calls"] and again["curve"] == result["curve"]
 
 
-def test_time_limit_stops_in_time_and_the_same_command_continues(tmp_path):
-    sizes = dict(task=POINT_GOAL_PIXEL, smoke=True, steps=120, eval_every=60, check_every=20, eval_episodes=1)
-    first = run_headline(HeadlineConfig(str(tmp_path), time_limit=0.5, **sizes), log=quiet)
-    # One chunk of check_every steps is always made; then the time is up: evaluated there, checkpoint saved
-    assert first["partial"] and first["stopped"] == "time_limit" and first["env_steps"] == 20
-    assert [row["env_steps"] for row in first["curve"]] == [20]
+def test_time_limit_stops_in_time_and_the_same_command_continues(tmp_path, monkeypatch):
+    class StopAfter25Steps(StopAtDeadline):  # the deadline passes at the 25th env step of the call
+        @property
+        def due(self) -> bool:
+            return self.n_calls >= 25
+
+    sizes = dict(task=POINT_GOAL_PIXEL, smoke=True, steps=120, eval_every=60, eval_episodes=1)
+    with monkeypatch.context() as patch:
+        patch.setattr(headline, "StopAtDeadline", StopAfter25Steps)
+        first = run_headline(HeadlineConfig(str(tmp_path), time_limit=1000.0, **sizes), log=quiet)
+    # Stopped at the step where the time was up, that step kept: evaluated there, checkpoint saved
+    assert first["partial"] and first["stopped"] == "time_limit" and first["env_steps"] == 25
+    assert [row["env_steps"] for row in first["curve"]] == [25]
     check_files(tmp_path)
     second = run_headline(HeadlineConfig(str(tmp_path), **sizes), log=quiet)
     assert not second["partial"] and second["env_steps"] == 120
-    assert [row["env_steps"] for row in second["curve"]] == [20, 60, 120]
+    assert [row["env_steps"] for row in second["curve"]] == [25, 60, 120]
     assert second["curve"][0] == first["curve"][0]
     assert [(c["from_steps"], c["to_steps"], c["stopped"]) for c in second["calls"]] == [
-        (0, 20, "time_limit"),
-        (20, 120, "complete"),
+        (0, 25, "time_limit"),
+        (25, 120, "complete"),
     ]
     # Demos and BC come from the first call: not recorded or trained again
     assert second["bc"] == first["bc"] and second["timing"]["bc"] == first["timing"]["bc"]
@@ -117,6 +126,24 @@ def test_time_limit_stops_in_time_and_the_same_command_continues(tmp_path):
         run_headline(HeadlineConfig(str(tmp_path), task="Lift-pixel-v0", smoke=True), log=quiet)
     with pytest.raises(ValueError, match="--n-envs 1: continue it with the same"):
         run_headline(HeadlineConfig(str(tmp_path), **dict(sizes, steps=240), n_envs=2), log=quiet)
+
+
+def test_a_time_limit_that_ends_before_the_first_chunk_ends_the_call_in_time(tmp_path):
+    # eval_every 10000: the old check (every eval_every / 5 env steps, the first chunk always made) took 50 s here
+    sizes = dict(task=POINT_GOAL_PIXEL, smoke=True, steps=20_000, eval_every=10_000, eval_episodes=1)
+    start = time.perf_counter()
+    result = run_headline(HeadlineConfig(str(tmp_path), time_limit=12.0, **sizes), log=quiet)
+    assert time.perf_counter() - start < 12.0 + 3.0  # the limit, with room for the process's own start of envs
+    assert result["stopped"] == "time_limit" and result["env_steps"] < 20_000
+    assert [row["env_steps"] for row in result["curve"]] == [result["env_steps"]]
+
+
+def test_a_time_limit_already_spent_stops_before_the_first_step(tmp_path):
+    sizes = dict(task=POINT_GOAL_PIXEL, smoke=True, steps=60, eval_every=60, eval_episodes=1)
+    result = run_headline(HeadlineConfig(str(tmp_path), time_limit=0.01, **sizes), log=quiet)  # BC alone takes longer
+    assert result["stopped"] == "time_limit" and result["env_steps"] == 0 and result["curve"][0]["env_steps"] == 0
+    again = run_headline(HeadlineConfig(str(tmp_path), **sizes), log=quiet)
+    assert [row["env_steps"] for row in again["curve"]] == [0, 60] and not again["partial"]
 
 
 def test_a_folder_without_checkpoint_restarts_ibrl_but_keeps_demos_and_bc(tmp_path):

@@ -71,7 +71,6 @@ def add_headline_parser(commands: Any) -> None:
     headline.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation (10)")
     headline.add_argument("--eval-envs", type=int, default=None, help="parallel evaluation envs (up to 10)")
     headline.add_argument("--bc-seconds", type=float, default=None, help="BC time budget, probes included (60)")
-    headline.add_argument("--check-every", type=int, default=None, help="env steps between time checks (eval-every / 5)")
     headline.add_argument("--seed", type=int, default=0)
     headline.add_argument(
         "--override", nargs="*", default=[], metavar="KEY=VALUE", help="IBRL keywords (Python literals), e.g. train_freq=2"
@@ -98,7 +97,6 @@ def run_headline_command(args: argparse.Namespace) -> int:
         device=args.device,
         time_limit=args.time_limit,
         bc_seconds=args.bc_seconds,
-        check_every=args.check_every,
         smoke=args.smoke,
         seed=args.seed,
         overrides=parse_assignments(args.override, "--override"),

@@ -14,10 +14,11 @@ its RL actor alone. Every evaluation plays its episodes in parallel envs (``--ev
 OUT holds ``headline.json`` (settings, machine, versions, BC, the curve, the wall-clock split: setup / demos / BC /
 env steps / updates / evaluation / checkpoint / report; updates are the model's ``train`` calls, timed by wrapping
 them, env steps the rest of collection), ``headline.png``, ``demos.npz``, ``bc.zip`` and, once a call ends,
-``checkpoint/`` (model + replay buffer). ``--time-limit`` ends the call in time: it checks the clock every
-``--check-every`` env steps and stops when the next chunk, an evaluation and the checkpoint would not fit, evaluates
-there and saves (``partial: true``). The same command again continues from the checkpoint (demos and BC are reused;
-the interrupted episode ends as a truncation). A call killed from outside before it saved restarts IBRL from 0.
+``checkpoint/`` (model + replay buffer). ``--time-limit`` ends the call in time: it checks the clock at every env
+step and stops training once an evaluation and the checkpoint would no longer fit (:class:`StopAtDeadline`, which
+keeps that step), evaluates there and saves (``partial: true``). The same command again continues from the
+checkpoint (demos and BC are reused; the interrupted episode ends as a truncation). A call killed from outside before
+it saved restarts IBRL from 0.
 """
 
 import json
@@ -31,6 +32,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.utils import get_device
 
+from sb3_ibrl.benchmark.deadline import StopAtDeadline
 from sb3_ibrl.benchmark.headline_tasks import (
     BC_SECONDS,
     HEADLINE_STEPS,
@@ -79,7 +81,6 @@ class HeadlineConfig:
     :param device: ``"auto"``, ``"cuda"`` or ``"cpu"`` (BC and IBRL)
     :param time_limit: seconds for this call, from its start (``None``: no limit)
     :param bc_seconds: time budget of BC, its probes included (60)
-    :param check_every: env steps between checks of the time limit (``eval_every // 5``)
     :param smoke: tiny sizes for a CPU check of the whole path
     :param seed: seed of demos, BC, IBRL and training envs
     :param overrides: IBRL keyword arguments on top of the task's (``policy_kwargs`` are merged)
@@ -99,7 +100,6 @@ class HeadlineConfig:
     device: str = "auto"
     time_limit: Optional[float] = None
     bc_seconds: Optional[float] = None
-    check_every: Optional[int] = None
     smoke: bool = False
     seed: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -129,7 +129,7 @@ class HeadlineConfig:
         if not (np.isfinite(self.bc_chunk_decay) and self.bc_chunk_decay >= 0):
             raise ValueError(f"bc_chunk_decay must be a number >= 0, got {self.bc_chunk_decay}")
         check_keywords(self.overrides, self.bc_overrides)
-        for name in ("time_limit", "bc_seconds", "check_every"):
+        for name in ("time_limit", "bc_seconds"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         return HeadlineConfig(
@@ -140,7 +140,6 @@ class HeadlineConfig:
                 "eval_episodes": eval_episodes,
                 "eval_envs": min(eval_envs, eval_episodes),
                 "bc_seconds": pick(self.bc_seconds, "bc_seconds", BC_SECONDS),
-                "check_every": pick(self.check_every, "check_every", max(eval_every // 5, 1)),
                 "bc_chunk_decay": float(self.bc_chunk_decay) if self.bc_chunk > 1 else 0.0,  # plain BC: none
             }
         )
@@ -356,30 +355,29 @@ class HeadlineRun:
 
     def train(self) -> str:
         """
-        Learn up to ``steps`` env steps in chunks of at most ``check_every``, evaluating at every ``eval_every``;
-        stop early when the next chunk, an evaluation and the checkpoint would overrun the time limit.
+        Learn up to ``steps`` env steps, evaluating at every ``eval_every``; stop at the first env step after which
+        an evaluation and the checkpoint would overrun the time limit.
 
         :return: ``"complete"`` or ``"time_limit"``
         """
         cfg, model, watch = self.cfg, self.model, self.watch
-        eval_seconds = self.curve[-1]["eval_seconds"] if self.curve else 2 * self.bc_info.get("eval_seconds", 0.0)
+        # Before the first evaluation: BC's (one policy) times 3 (the hybrid as deployed, greedy, the RL actor alone)
+        eval_seconds = self.curve[-1]["eval_seconds"] if self.curve else 3 * self.bc_info.get("eval_seconds", 0.0)
         checkpoint_seconds = 3.0 + observation_bytes(self.train_env.observation_space) * (cfg.steps + 1000) / 2e8  # type: ignore
-        seconds_per_step, progressed = 0.0, False
+        stop = StopAtDeadline(self.deadline)
         while model.num_timesteps < cfg.steps:  # type: ignore[operator]
             next_eval = min((model.num_timesteps // cfg.eval_every + 1) * cfg.eval_every, cfg.steps)  # type: ignore
-            chunk = min(cfg.check_every, next_eval - model.num_timesteps)  # type: ignore[type-var]
-            needed = seconds_per_step * chunk + 1.2 * eval_seconds + checkpoint_seconds + 5.0
-            if progressed and time.perf_counter() + needed > self.deadline:
+            stop.reserve = 1.2 * eval_seconds + checkpoint_seconds + 5.0
+            if stop.due:  # (after an evaluation) not even one more step fits
                 return "time_limit"
             before, updates_before = time.perf_counter(), watch.seconds["updates"]
             with timed_updates(model, watch):
-                model.learn(chunk, reset_num_timesteps=False)
-            spent = time.perf_counter() - before
-            watch.seconds["env_steps"] += spent - (watch.seconds["updates"] - updates_before)
-            seconds_per_step, progressed = spent / chunk, True
-            if model.num_timesteps >= next_eval:
-                self.evaluate()
-                eval_seconds = self.curve[-1]["eval_seconds"]
+                model.learn(next_eval - model.num_timesteps, callback=stop, reset_num_timesteps=False)  # type: ignore
+            watch.seconds["env_steps"] += time.perf_counter() - before - (watch.seconds["updates"] - updates_before)
+            if stop.stopped:
+                return "time_limit"
+            self.evaluate()
+            eval_seconds = self.curve[-1]["eval_seconds"]
         return "complete"
 
     def finish(self, stopped: str) -> dict[str, Any]:
