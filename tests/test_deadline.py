@@ -72,3 +72,11 @@ def test_a_deadline_far_away_does_not_stop_and_the_flag_resets():
     assert not stop.stopped and model.num_timesteps >= 11 * N_ENVS + 40
     stop.reserve = 10**9  # what the caller still needs no longer fits
     assert stop.due
+
+
+def test_an_algorithm_without_sb3s_off_policy_collection_fails_clearly():
+    from stable_baselines3 import PPO
+
+    stop = StopAtDeadline(deadline=-1.0)  # due at once
+    with pytest.raises(RuntimeError, match=r"needs collect_rollouts' variables \['buffer_actions', 'replay_buffer'\]"):
+        PPO("MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=32).learn(64, callback=stop)

@@ -48,6 +48,9 @@ class StopAtDeadline(BaseCallback):
             return True
         # What collect_rollouts does after the callback for this step (SB3 2.x), but the logging
         model, step = self.model, self.locals  # collect_rollouts' local variables (BaseCallback.update_locals)
+        missing = sorted({"replay_buffer", "buffer_actions", "new_obs", "rewards", "dones", "infos", "env"} - set(step))
+        if missing:  # a learn() that is not SB3's off-policy collect_rollouts, or an SB3 that renamed them
+            raise RuntimeError(f"StopAtDeadline needs collect_rollouts' variables {missing} to keep the step it stops at")
         dones = step["dones"]
         model._update_info_buffer(step["infos"], dones)
         model._store_transition(  # type: ignore[attr-defined]
