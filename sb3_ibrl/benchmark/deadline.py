@@ -15,17 +15,18 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 class StopAtDeadline(BaseCallback):
     """
-        End ``learn`` once ``clock() + reserve`` passes ``deadline``, after storing the step just taken.
+    End ``learn`` once ``clock() + reserve`` passes ``deadline``, after storing the step just taken.
 
-        SB3's ``collect_rollouts`` calls the callback between ``env.step`` and storing that step: a plain ``return False``
-        would drop the step (its transitions, the returns and IL actions that IBRL records as it stores them, the last
-        observation) while ``num_timesteps`` counts it. So the callback stores it first, as ``collect_rollouts`` would
-        have next (the transition, the episode count, the action noise of the episodes that ended), and the model stops with
-    its replay buffer, its step count and its last observation in agreement: as if it had learned exactly that many steps.
+    SB3's ``collect_rollouts`` calls the callback between ``env.step`` and storing that step: a plain ``return False``
+    would drop the step (its transitions, the returns and IL actions that IBRL records as it stores them, the last
+    observation) while ``num_timesteps`` counts it. So the callback stores it first, as ``collect_rollouts`` would have
+    next (the transition, the episode count, the action noise of the episodes that ended), and the model stops with
+    its replay buffer, its step count and its last observation in agreement: as if it had learned exactly that many
+    steps.
 
-        :param deadline: the ``clock()`` value by which the caller must be done
-        :param reserve: seconds the caller still needs after training stops (may be changed between ``learn`` calls)
-        :param clock: the clock of ``deadline`` (``time.perf_counter``)
+    :param deadline: the ``clock()`` value by which the caller must be done
+    :param reserve: seconds the caller still needs after training stops (may be changed between ``learn`` calls)
+    :param clock: the clock of ``deadline`` (``time.perf_counter``)
     """
 
     def __init__(self, deadline: float, reserve: float = 0.0, clock: Callable[[], float] = time.perf_counter):
