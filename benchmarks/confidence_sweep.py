@@ -29,8 +29,7 @@ import torch as th
 
 import sb3_ibrl  # noqa: F401  (registers the tasks)
 from sb3_ibrl import IBRL
-from sb3_ibrl.benchmark.headline_tasks import check_keywords
-from sb3_ibrl.benchmark.headline_tools import parse_assignments
+from sb3_ibrl.benchmark.headline_tasks import ibrl_override
 from sb3_ibrl.benchmark.methods import make_model
 from sb3_ibrl.benchmark.runner import _proposal_diagnostics, evaluate_model, prepare_assets
 from sb3_ibrl.benchmark.tasks import get_task
@@ -87,13 +86,11 @@ def main(argv: Optional[list[str]] = None) -> list[str]:
     parser.add_argument("--confidences", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0, 4.0],
                         help="the k to deploy with; inf keeps the IL action everywhere (the IL policy alone)")  # fmt: skip
     parser.add_argument("--out", default="benchmarks/results/hybrid_il")
-    parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE", help="IBRL keywords, e.g. train_freq=2")
+    parser.add_argument(
+        "--override", nargs="*", type=ibrl_override, default=[], metavar="KEY=VALUE", help="IBRL keywords, e.g. train_freq=2"
+    )
     args = parser.parse_args(argv)
-    try:
-        overrides = parse_assignments(args.override)
-        check_keywords(overrides, {})
-    except ValueError as error:
-        parser.error(str(error))
+    overrides = dict(args.override)
     th.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
     paths = []

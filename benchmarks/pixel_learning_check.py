@@ -16,8 +16,7 @@ import torch as th
 
 import sb3_ibrl  # noqa: F401  (registers PointGoal-v0)
 from sb3_ibrl import IBRL
-from sb3_ibrl.benchmark.headline_tasks import check_keywords
-from sb3_ibrl.benchmark.headline_tools import parse_assignments
+from sb3_ibrl.benchmark.headline_tasks import ibrl_override
 from sb3_ibrl.common.callbacks import SuccessCurveCallback
 from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
 from sb3_ibrl.envs import PointGoalExpert
@@ -99,13 +98,16 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--no-il", action="store_true", help="TD3 + demos with the same networks (no IL policy)")
-    parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE", help="IBRL keywords, e.g. demo_fraction=0.5")
+    parser.add_argument(
+        "--override",
+        nargs="*",
+        type=ibrl_override,
+        default=[],
+        metavar="KEY=VALUE",
+        help="IBRL keywords, e.g. demo_fraction=0.5",
+    )
     args = parser.parse_args()
-    try:
-        overrides = parse_assignments(args.override)
-        check_keywords(overrides, {})
-    except ValueError as error:
-        parser.error(str(error))
+    overrides = dict(args.override)
     for seed in args.seeds:
         result = run(seed, args.steps, args.encoder, args.eval_every, args.eval_episodes, not args.no_il, overrides)
         print({**result, "overrides": overrides}, flush=True)

@@ -1,6 +1,7 @@
 """benchmarks/confidence_sweep.py: one training run, deployed under several confidences (here from pixels)."""
 
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -27,7 +28,13 @@ def test_pixel_sweep_deploys_each_confidence(tmp_path):
         assert np.isfinite(float(row["q_il_demo"])) and np.isfinite(float(row["q_rl_demo"]))
 
 
-def test_unknown_override_fails_before_training(tmp_path):
+@pytest.mark.parametrize(
+    "item, message",
+    [("proposal_confidense=3", "proposal_confidense: not a keyword of IBRL"), ("train_freq", "expected key=value")],
+)
+def test_bad_override_fails_before_training(tmp_path, capsys, item, message):
     sweep = load_benchmark("confidence_sweep")
     with pytest.raises(SystemExit):
-        sweep.main(["--task", "PointGoal-pixel-v0", "--out", str(tmp_path), "--override", "proposal_confidense=3"])
+        sweep.main(["--task", "PointGoal-pixel-v0", "--out", str(tmp_path), "--override", item])
+    assert message in capsys.readouterr().err
+    assert not os.listdir(tmp_path)  # nothing ran

@@ -155,6 +155,25 @@ def test_il_actions_are_clipped_and_scaled():
     assert model.il_policy(th.zeros(2, 3)).flatten().tolist() == [1.0, -0.5]
 
 
+def test_il_actions_reach_a_unit_box_env_bit_for_bit():
+    # [-1, 1] bounds (robosuite, Meta-World): scaling is the identity and must not round. The affine map in float32
+    # moved IL actions by up to 6e-8, enough to turn one Lift-pixel BC episode in 10 from success to failure.
+    from sb3_ibrl.envs.point_goal import PointGoalEnv
+
+    values = np.array([[1e-9, 0.3 + 1e-8], [-0.7000001, 0.123456789]], dtype=np.float32)
+    il = lambda obs: th.as_tensor(values[: len(obs)])  # noqa: E731
+    model = small_ibrl(env=PointGoalEnv(), il_policy=il, proposal_confidence=1e9)  # deployed: the IL action
+    scaled = model.il_policy(th.zeros(2, *model.observation_space.shape))
+    assert np.array_equal(scaled.numpy(), values)  # not 0.0 and 0.30000001 (the float32 round trip through 2 (a + 1) / 2 - 1)
+    assert np.array_equal(model.policy.unscale_action(values), values)
+    assert np.array_equal(model.policy.scale_action(values), values)
+    actions, _ = model.predict(np.zeros((1, *model.observation_space.shape), dtype=np.float32), deterministic=True)
+    assert np.array_equal(actions, values[:1])
+    # other bounds keep SB3's affine map
+    pendulum = small_ibrl()
+    assert pendulum.policy.unscale_action(np.array([0.5], dtype=np.float32)).tolist() == [1.0]
+
+
 def test_logs_il_fraction_and_q_values():
     il = lambda obs: th.full((len(obs), 1), 1.0)  # noqa: E731
     model = small_ibrl(il_policy=il, learning_starts=40)

@@ -3,6 +3,7 @@ What the headline run (:mod:`sb3_ibrl.benchmark.headline`) runs: its tasks and t
 ``--smoke`` sizes, and the check of the keyword overrides.
 """
 
+import argparse
 import functools
 import inspect
 from typing import Any, Callable
@@ -42,6 +43,25 @@ def check_keywords(overrides: dict[str, Any], bc_overrides: dict[str, Any]) -> N
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(f"{flag} {', '.join(unknown)}: not a keyword of {function.__qualname__}; known: {sorted(known)}")
+
+
+def ibrl_override(item: str) -> tuple[str, Any]:
+    """
+    One ``key=value`` of a benchmark's ``--override``, for ``argparse`` (``type=ibrl_override``; then
+    ``dict(args.override)``): the value read as a Python literal, the key checked against ``IBRL``'s keywords.
+
+    :param item: e.g. ``"train_freq=2"`` or ``"proposal_critic='target'"``
+    :return: ``(key, value)``
+    :raises argparse.ArgumentTypeError: naming the problem (argparse prints it as a usage error and exits)
+    """
+    from sb3_ibrl.benchmark.headline_tools import parse_assignments
+
+    try:
+        ((key, value),) = parse_assignments([item]).items()
+        check_keywords({key: value}, {})
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return key, value
 
 
 def task_spec(task: str) -> TaskSpec:

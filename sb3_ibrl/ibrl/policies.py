@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Optional, Union
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
@@ -21,6 +22,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
+from sb3_ibrl.common.spaces import is_unit_box
 from sb3_ibrl.ibrl.critics import EnsembleCritic, q_values_of_two
 from sb3_ibrl.ibrl.defaults import paper_default
 from sb3_ibrl.ibrl.policy_files import SavedAlone
@@ -372,6 +374,15 @@ class IBRLPolicy(SavedAlone, TD3Policy):
             yield
         finally:
             self.proposal_confidence = in_effect
+
+    def scale_action(self, action: np.ndarray) -> np.ndarray:
+        """SB3's map from env units to ``[-1, 1]``; exactly the identity when the env's bounds are ``[-1, 1]``."""
+        return np.array(action, copy=True) if is_unit_box(self.action_space) else super().scale_action(action)
+
+    def unscale_action(self, scaled_action: np.ndarray) -> np.ndarray:
+        """SB3's map from ``[-1, 1]`` to env units; exactly the identity when the env's bounds are ``[-1, 1]``
+        (an IL action then reaches the env bit for bit, as when the IL policy acts alone)."""
+        return np.array(scaled_action, copy=True) if is_unit_box(self.action_space) else super().unscale_action(scaled_action)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         # deterministic: greedy choice on the expected random-pair min; otherwise as while training

@@ -20,6 +20,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import get_action_dim
 from torch import nn
 
+from sb3_ibrl.common.spaces import is_unit_box
 from sb3_ibrl.data.episodes import obs_length
 
 ILPolicySource = Union["FrozenILPolicy", BasePolicy, nn.Module, Callable[[th.Tensor], th.Tensor], str, os.PathLike, Any]
@@ -93,6 +94,8 @@ class FrozenILPolicy(nn.Module):
         actions = actions.reshape(actions.shape[0], -1).float()
         self._check_finite(actions, observation)
         actions = th.minimum(th.maximum(actions, self.low), self.high)  # clip to the action bounds
+        if is_unit_box(self.action_space):  # already [-1, 1]: the affine map would move them by float32 rounding (up to 6e-8)
+            return actions
         return 2.0 * (actions - self.low) / (self.high - self.low) - 1.0
 
     def _check_finite(self, actions: th.Tensor, observation: Union[th.Tensor, dict[str, th.Tensor]]) -> None:
