@@ -57,10 +57,10 @@ def ibrl_override(item: str) -> tuple[str, Any]:
     from sb3_ibrl.benchmark.headline_tools import parse_assignments
 
     try:
-        ((key, value),) = parse_assignments([item]).items()
+        ((key, value),) = parse_assignments([item], "value").items()
         check_keywords({key: value}, {})
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
+    except ValueError as error:  # argparse names the flag itself: "argument --override: ..."
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--override ")) from error
     return key, value
 
 
