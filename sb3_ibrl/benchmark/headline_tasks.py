@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import gymnasium as gym
 
+from sb3_ibrl.benchmark.headline_tools import parse_assignments
 from sb3_ibrl.benchmark.runner import record_task_demos
 from sb3_ibrl.benchmark.tasks import TaskSpec, get_task, known_task_ids
 from sb3_ibrl.data.episodes import Episode
@@ -54,8 +55,6 @@ def ibrl_override(item: str) -> tuple[str, Any]:
     :return: ``(key, value)``
     :raises argparse.ArgumentTypeError: naming the problem (argparse prints it as a usage error and exits)
     """
-    from sb3_ibrl.benchmark.headline_tools import parse_assignments
-
     try:
         ((key, value),) = parse_assignments([item], "value").items()
         check_keywords({key: value}, {})

@@ -380,8 +380,10 @@ class IBRLPolicy(SavedAlone, TD3Policy):
         return np.array(action, copy=True) if is_unit_box(self.action_space) else super().scale_action(action)
 
     def unscale_action(self, scaled_action: np.ndarray) -> np.ndarray:
-        """SB3's map from ``[-1, 1]`` to env units; exactly the identity when the env's bounds are ``[-1, 1]``
-        (an IL action then reaches the env bit for bit, as when the IL policy acts alone)."""
+        """
+        SB3's map from ``[-1, 1]`` to env units; exactly the identity when the env's bounds are ``[-1, 1]`` (an IL
+        action then reaches the env bit for bit, as when the IL policy acts alone).
+        """
         return np.array(scaled_action, copy=True) if is_unit_box(self.action_space) else super().unscale_action(scaled_action)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
