@@ -10,7 +10,7 @@ from torch.nn import functional as F
 import sb3_ibrl  # noqa: F401  (registers PointGoal-v0)
 from sb3_ibrl import IBRL
 from sb3_ibrl.common.evaluation import record_episodes
-from sb3_ibrl.data.nstep_buffer import check_buffer_memory, transition_bytes
+from sb3_ibrl.data.buffer_memory import check_buffer_memory, transition_bytes
 from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 from sb3_ibrl.envs import PointGoalExpert
 from sb3_ibrl.ibrl.losses import actor_loss

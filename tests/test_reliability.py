@@ -17,11 +17,11 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import DummyVecEnv
 from torch import nn
 
-import sb3_ibrl.data.nstep_buffer as nstep_buffer
+import sb3_ibrl.data.buffer_memory as buffer_memory
 import sb3_ibrl.data.replay_buffer as replay_buffer
 from sb3_ibrl import IBRL
+from sb3_ibrl.data.buffer_memory import check_buffer_memory, stored_transitions, transition_bytes
 from sb3_ibrl.data.episodes import Episode, check_episodes
-from sb3_ibrl.data.nstep_buffer import check_buffer_memory, stored_transitions, transition_bytes
 from sb3_ibrl.data.replay_buffer import IBRLReplayBuffer
 
 SMALL = dict(net_arch=[16, 16], n_critics=2)
@@ -154,8 +154,8 @@ def memory_of(monkeypatch):
     """Pretend the machine has memory for exactly ``n`` transitions of ``VECTOR`` (after the 90% margin)."""
 
     def set_transitions(n: int) -> None:
-        available = int(np.ceil(n * transition_bytes(VECTOR, ACTION) / nstep_buffer.MEMORY_FRACTION))
-        for module in (nstep_buffer, replay_buffer):
+        available = int(np.ceil(n * transition_bytes(VECTOR, ACTION) / buffer_memory.MEMORY_FRACTION))
+        for module in (buffer_memory, replay_buffer):
             monkeypatch.setattr(module, "available_memory_bytes", lambda: available)
 
     return set_transitions

@@ -53,7 +53,6 @@ from sb3_ibrl.benchmark.headline_tools import (
     machine_info,
     make_envs,
     model_act_fn,
-    observation_bytes,
     plot_headline,
     policy_act_fn,
     timed_updates,
@@ -63,6 +62,7 @@ from sb3_ibrl.benchmark.headline_tools import (
 from sb3_ibrl.benchmark.methods import make_model
 from sb3_ibrl.benchmark.runner import EVAL_SEED
 from sb3_ibrl.benchmark.tasks import task_name
+from sb3_ibrl.data.buffer_memory import observation_bytes
 from sb3_ibrl.data.demo_files import load_episodes, save_episodes
 
 

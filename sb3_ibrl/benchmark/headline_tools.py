@@ -387,10 +387,3 @@ def write_json(path: str, content: dict[str, Any]) -> None:
     with open(tmp, "w") as file:
         json.dump(jsonable(content), file, indent=1)
     os.replace(tmp, path)
-
-
-def observation_bytes(space: gym.Space) -> int:
-    """Bytes of one observation."""
-    if isinstance(space, gym.spaces.Dict):
-        return sum(observation_bytes(sub) for sub in space.spaces.values())
-    return int(np.prod(space.shape)) * np.dtype(space.dtype).itemsize  # type: ignore[arg-type]

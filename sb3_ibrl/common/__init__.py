@@ -18,7 +18,7 @@ from typing import Any
 MOVED_MODULES: dict[str, tuple[str, ...]] = {
     "augmentation": ("sb3_ibrl.networks.augmentation",),
     "bc": ("sb3_ibrl.il.training",),
-    "buffers": ("sb3_ibrl.data.replay_buffer", "sb3_ibrl.data.nstep_buffer"),
+    "buffers": ("sb3_ibrl.data.replay_buffer", "sb3_ibrl.data.nstep_buffer", "sb3_ibrl.data.buffer_memory"),
     "demos": ("sb3_ibrl.data.episodes", "sb3_ibrl.data.demo_files"),
     "encoders": ("sb3_ibrl.networks.encoders",),
     "il": ("sb3_ibrl.il.frozen",),

@@ -19,16 +19,16 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import get_device
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_ibrl.data.episodes import Episode, Obs, obs_index, stack_obs, truncated_flag
-from sb3_ibrl.data.il_cache import concat_samples
-from sb3_ibrl.data.nstep_buffer import (
-    NStepBuffer,
+from sb3_ibrl.data.buffer_memory import (
     available_memory_bytes,
     check_buffer_memory,
     observation_bytes,
     stored_transitions,
     transition_bytes,
 )
+from sb3_ibrl.data.episodes import Episode, Obs, obs_index, stack_obs, truncated_flag
+from sb3_ibrl.data.il_cache import concat_samples
+from sb3_ibrl.data.nstep_buffer import NStepBuffer
 from sb3_ibrl.data.storage import gather, resolve_storage_device, to_numpy
 
 
