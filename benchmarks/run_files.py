@@ -3,33 +3,23 @@ The result files of ``state_pixel_il.py`` (and the scripts that read its runs): 
 the seeds of a task gathered into one ``results.csv``, ``summary.json`` and ``success.png``.
 """
 
-import csv
 import json
 import os
 from typing import Any, Optional
 
 import numpy as np
 
+from sb3_ibrl.benchmark import runner
 from sb3_ibrl.benchmark.curves import seed_curves
+from sb3_ibrl.benchmark.runner import read_curve
+from sb3_ibrl.common.files import atomic_path
 
 CURVE_FIELDS = ["task", "method", "seed", "env_steps", "success_rate", "mean_episode_length", "wall_seconds"]
 
 
-def read_curve(path: str) -> list[dict[str, Any]]:
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as file:
-        return list(csv.DictReader(file))
-
-
 def write_curve(path: str, rows: list[dict[str, Any]], fields: Optional[list[str]] = None) -> None:
-    """Write the rows (columns: ``fields``, default :data:`CURVE_FIELDS`) to a temporary file, then replace ``path``."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=fields or CURVE_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    """Write the rows (columns: ``fields``, default this script family's :data:`CURVE_FIELDS`) atomically."""
+    runner.write_curve(path, rows, fields or CURVE_FIELDS)
 
 
 def aggregate(task_folder: str, no_plot: bool = False) -> dict[str, Any]:
@@ -52,7 +42,7 @@ def aggregate(task_folder: str, no_plot: bool = False) -> dict[str, Any]:
     write_curve(os.path.join(task_folder, "results.csv"), rows)
     curves = seed_curves(rows)
     summary = dict(task=rows[0]["task"], seeds=[name[len("seed_") :] for name in seeds], curves=curves)
-    with open(os.path.join(task_folder, "summary.json"), "w") as file:
+    with atomic_path(os.path.join(task_folder, "summary.json")) as temporary, open(temporary, "w") as file:
         json.dump(summary, file, indent=1)
     if not no_plot:
         plot_seeds(os.path.join(task_folder, "success.png"), curves, summary["task"], len(seeds))

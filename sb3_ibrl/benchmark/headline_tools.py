@@ -21,6 +21,7 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
+from sb3_ibrl.common.files import atomic_path
 from sb3_ibrl.data.episodes import Episode
 
 # Parts of the wall-clock split, in the order of the pipeline
@@ -383,7 +384,5 @@ def train_bc_in_budget(
 
 def write_json(path: str, content: dict[str, Any]) -> None:
     """Write JSON atomically (a reader never sees half a file)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as file:
+    with atomic_path(path) as temporary, open(temporary, "w") as file:
         json.dump(jsonable(content), file, indent=1)
-    os.replace(tmp, path)

@@ -16,6 +16,7 @@ from sb3_ibrl.benchmark.curves import Curves, aligned, kilo_steps, load_curves
 from sb3_ibrl.benchmark.hybrid_report import deployment_table, hybrid_figure
 from sb3_ibrl.benchmark.methods import METHODS
 from sb3_ibrl.benchmark.runner import collect_results
+from sb3_ibrl.common.files import atomic_path
 
 __all__ = ["Curves", "aligned", "load_curves", "write_report"]
 
@@ -203,7 +204,7 @@ def write_report(out_dir: str) -> list[str]:
     curves = load_curves(os.path.join(out_dir, "results.csv"))
     written = []
     summary = os.path.join(out_dir, "summary.md")
-    with open(summary, "w") as file:
+    with atomic_path(summary) as temporary, open(temporary, "w") as file:
         file.write("## Final success rate (mean ± std over seeds, at the last evaluation all seeds reached)\n\n")
         file.write(success_table(curves) + "\n\n## Success curves\n\n" + curve_table(curves) + "\n\n")
         file.write("## Mean episode length at the last evaluation (failures count as the time limit)\n\n")

@@ -27,6 +27,7 @@ import torch as th
 from sb3_ibrl.benchmark.methods import METHODS, check_method, make_model
 from sb3_ibrl.benchmark.tasks import TaskSpec
 from sb3_ibrl.common.evaluation import evaluate_policy_success, record_episodes
+from sb3_ibrl.common.files import atomic_path
 from sb3_ibrl.data.demo_files import load_episodes, save_episodes
 from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.ibrl.diagnostics import proposal_values
@@ -154,7 +155,7 @@ def prepare_assets(task: TaskSpec, seed: int, out_dir: str, eval_episodes: int, 
         "demo_length": float(np.mean([len(ep) for ep in episodes])),
         "bc_seconds": time.perf_counter() - start,
     }
-    with open(info_path, "w") as file:
+    with atomic_path(info_path) as temporary, open(temporary, "w") as file:
         json.dump(info, file, indent=1)
     log(f"[{task.env_id} seed {seed}] BC success {success:.2f}, mean episode length {length:.1f}")
     return info
@@ -229,13 +230,18 @@ def read_curve(path: str) -> list[dict[str, Any]]:
         return list(csv.DictReader(file))
 
 
-def _write_curve(path: str, rows: list[dict[str, Any]]) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"  # workers may rebuild results.csv at the same time
-    with open(tmp, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=CURVE_FIELDS)
+def write_curve(path: str, rows: list[dict[str, Any]], fields: Optional[list[str]] = None) -> None:
+    """
+    Write the rows of a curve CSV atomically (workers may rebuild ``results.csv`` at once; a reader never sees half).
+
+    :param path: the CSV file
+    :param rows: its rows
+    :param fields: its columns (default: :data:`CURVE_FIELDS`)
+    """
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=fields or CURVE_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def run_one(task: TaskSpec, method: str, seed: int, config: RunConfig, log: Callable[[str], None] = print) -> list[dict]:
@@ -267,7 +273,7 @@ def run_one(task: TaskSpec, method: str, seed: int, config: RunConfig, log: Call
             }
             for s in (0, steps)
         ]
-        _write_curve(curve_path, rows)
+        write_curve(curve_path, rows)
         return rows
 
     rows = read_curve(curve_path)
@@ -325,7 +331,7 @@ def run_one(task: TaskSpec, method: str, seed: int, config: RunConfig, log: Call
         if config.checkpoint:  # kept at the end too: a later call with more --steps extends the run
             model.save(model_path)
             model.save_replay_buffer(buffer_path)
-        _write_curve(curve_path, rows)
+        write_curve(curve_path, rows)
         log(
             f"[{task.env_id} {method} seed {seed}] {model.num_timesteps:>7} steps  success {success:.2f}  "
             f"length {length:6.1f}  IL actions {il_fraction:.2f}  {elapsed:6.0f}s"
@@ -343,7 +349,7 @@ def collect_results(out_dir: str) -> str:
         if "curve.csv" in files:
             rows += read_curve(os.path.join(root, "curve.csv"))
     path = os.path.join(out_dir, "results.csv")
-    _write_curve(path, rows)
+    write_curve(path, rows)
     return path
 
 

@@ -1,7 +1,8 @@
 """
 Small helpers shared by IBRL, the baselines, BC and the benchmark (as SB3's ``common``):
 :mod:`~sb3_ibrl.common.evaluation` (recording and evaluating episodes), :mod:`~sb3_ibrl.common.callbacks`
-(the success curve) and :mod:`~sb3_ibrl.common.spaces` (image / proprio entries of observation spaces).
+(the success curve), :mod:`~sb3_ibrl.common.spaces` (image / proprio entries of observation spaces) and
+:mod:`~sb3_ibrl.common.files` (files written atomically).
 
 The modules that lived here before 0.1.0 moved to :mod:`sb3_ibrl.networks`, :mod:`sb3_ibrl.data` and
 :mod:`sb3_ibrl.il`. Their old paths (``sb3_ibrl.common.bc``, ``sb3_ibrl.common.demos``, ...) still import, with a

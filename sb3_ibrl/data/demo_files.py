@@ -10,6 +10,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from sb3_ibrl.common.files import atomic_path
 from sb3_ibrl.data.episodes import Episode, from_imitation_trajectory, from_imitation_transitions, obs_index, obs_length
 from sb3_ibrl.data.robomimic_hdf5 import read_recorded_episodes
 
@@ -60,12 +61,14 @@ def to_episodes(demonstrations: DemoSource) -> list[Episode]:
     return episodes
 
 
-def save_episodes(path: Union[str, os.PathLike], episodes: Sequence[Episode]) -> None:
+def save_episodes(path: Union[str, os.PathLike], episodes: Sequence[Episode]) -> str:
     """
     Write episodes to an ``.npz`` demo file (uncompressed, loadable without pickle).
 
-    :param path: file to write (``.npz`` is appended by numpy when missing)
+    :param path: file to write (``.npz`` is appended when missing, as numpy does); written beside it and renamed
+        onto it, so that a write that fails keeps the old file
     :param episodes: the episodes
+    :return: the path written
     """
     if len(episodes) == 0:
         raise ValueError("Refusing to write an empty demo file: no episode was given")
@@ -73,14 +76,18 @@ def save_episodes(path: Union[str, os.PathLike], episodes: Sequence[Episode]) ->
         obs_arrays = {f"{NPZ_DICT_PREFIX}{key}": np.concatenate([ep.obs[key] for ep in episodes]) for key in episodes[0].obs}
     else:
         obs_arrays = {"obs": np.concatenate([ep.obs for ep in episodes], axis=0)}
-    np.savez(
-        path,
-        **obs_arrays,
-        acts=np.concatenate([ep.acts for ep in episodes], axis=0),
-        rews=np.concatenate([ep.rews for ep in episodes], axis=0),
-        episode_lengths=np.array([len(ep) for ep in episodes], dtype=np.int64),
-        terminal=np.array([ep.terminal for ep in episodes], dtype=bool),
-    )
+    target = os.fspath(path)
+    target = target if target.endswith(".npz") else f"{target}.npz"
+    with atomic_path(target) as temporary:
+        np.savez(
+            temporary,
+            **obs_arrays,
+            acts=np.concatenate([ep.acts for ep in episodes], axis=0),
+            rews=np.concatenate([ep.rews for ep in episodes], axis=0),
+            episode_lengths=np.array([len(ep) for ep in episodes], dtype=np.int64),
+            terminal=np.array([ep.terminal for ep in episodes], dtype=bool),
+        )
+    return target
 
 
 def load_episodes(path: Union[str, os.PathLike]) -> list[Episode]:

@@ -29,6 +29,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from sb3_ibrl.common.files import atomic_path
 from sb3_ibrl.data.episodes import Episode
 
 try:
@@ -308,7 +309,7 @@ def write_robomimic_hdf5(
     """
     Write demonstrations in the robomimic HDF5 layout.
 
-    :param path: file to write (overwritten)
+    :param path: file to write (replaced once the new file is complete: a write that fails keeps the old file)
     :param demos: one dict per demo with ``obs`` (a dict of arrays with ``T + 1`` rows per key: the first
         ``T`` are written to ``obs``, the last ``T`` to ``next_obs``), ``actions`` ``(T, act_dim)``,
         ``rewards`` ``(T,)``, optional ``dones`` ``(T,)`` (default: 1 on the last step when the last reward
@@ -334,7 +335,7 @@ def write_robomimic_hdf5(
         for i in indices:
             if not 0 <= int(i) < len(prepared):
                 raise ValueError(f"Mask {split!r} names demo index {i}, but only {len(prepared)} demos were given")
-    with lib.File(os.fspath(path), "w") as file:
+    with atomic_path(path) as temporary, lib.File(temporary, "w") as file:
         data = file.create_group("data")
         total = 0
         for index, (actions, rewards, dones, obs, states, attrs) in enumerate(prepared):

@@ -17,7 +17,6 @@ import io
 import json
 import os
 import pathlib
-import uuid
 import zipfile
 from typing import Any, Callable, Optional, TypeVar, Union
 
@@ -27,6 +26,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import GymEnv
 
+from sb3_ibrl.common.files import atomic_path
 from sb3_ibrl.data.nstep_buffer import NStepBuffer
 from sb3_ibrl.il.observations import split_env
 
@@ -63,13 +63,8 @@ def atomic_save(save: Callable[[PathOrFile], None], path: PathOrFile, suffix: st
     if target.is_dir():  # SB3 then writes to "<path>_2" (with a warning): keep its behaviour
         save(path)
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(target) as temporary:
         save(temporary)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _saved_data(path: PathOrFile) -> Optional[dict[str, Any]]:

@@ -15,6 +15,8 @@ import cloudpickle
 import torch as th
 from stable_baselines3.common.utils import get_device
 
+from sb3_ibrl.common.files import atomic_path
+
 SelfSavedAlone = TypeVar("SelfSavedAlone", bound="SavedAlone")
 
 # Set on the policy by IBRL (they are algorithm settings, not constructor parameters), and read when acting
@@ -30,7 +32,7 @@ class SavedAlone:
         """
         Save the policy alone: weights, constructor parameters, acting options and (by default) the frozen IL policy.
 
-        :param path: the file to write
+        :param path: the file to write (written beside it, then renamed onto it: a save that fails keeps the old file)
         :param include_il_policy: ``False`` leaves the IL policy out: the loaded policy acts with the RL actor alone
         """
         il_policy = None
@@ -46,7 +48,8 @@ class SavedAlone:
         acting = {name: getattr(self, name) for name in ACTING_OPTIONS}
         acting.update(il_policy=il_policy, il_policy_left_out=self.il_policy is not None and il_policy is None)
         data = self._get_constructor_parameters()  # type: ignore[attr-defined]
-        th.save({"state_dict": self.state_dict(), "data": data, "acting": acting}, path)  # type: ignore[attr-defined]
+        with atomic_path(path) as temporary:
+            th.save({"state_dict": self.state_dict(), "data": data, "acting": acting}, temporary)  # type: ignore[attr-defined]
 
     @classmethod
     def load(

@@ -30,6 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sb3_ibrl.common.evaluation import evaluate_policy_success
+from sb3_ibrl.common.files import atomic_path
 from sb3_ibrl.common.spaces import has_image
 from sb3_ibrl.data.demo_files import DemoSource, to_episodes
 from sb3_ibrl.data.episodes import Episode, check_episodes, obs_index
@@ -235,14 +236,14 @@ def save_bc_policy(source: Any, path: Union[str, os.PathLike]) -> str:
     :func:`sb3_ibrl.il.frozen.as_il_policy`, and loads with ``ActorCriticPolicy.load(path)``.
 
     :param source: an ``imitation`` BC trainer or an SB3 ``ActorCriticPolicy``
-    :param path: file to write (parent folders are created; the name is used as is)
+    :param path: file to write (parent folders are created; the name is used as is; a save that fails keeps the
+        old file)
     :return: the path written
     """
     policy = _as_policy(source)
     path = os.fspath(path)
-    if os.path.dirname(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-    policy.save(path)
+    with atomic_path(path) as temporary:
+        policy.save(str(temporary))
     return path
 
 

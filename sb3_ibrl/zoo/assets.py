@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from sb3_ibrl.common.files import atomic_path
 from sb3_ibrl.envs import METAWORLD_ENV_IDS, POINT_GOAL_ID, ROBOSUITE_ENV_IDS
 
 PathType = Union[str, os.PathLike]
@@ -76,15 +77,9 @@ def _atomic_target(path: PathType) -> Iterator[Optional[Path]]:
         if target.exists():
             yield None
             return
-        temporary = target.with_name(f".{target.stem}.tmp{os.getpid()}{target.suffix}")
-        try:
+        with atomic_path(target) as temporary:
             yield temporary
-            if not temporary.exists():
-                raise RuntimeError(f"Generating {target} produced no file")
-            os.replace(temporary, target)
-            print(f"Wrote {target}", flush=True)
-        finally:
-            temporary.unlink(missing_ok=True)
+        print(f"Wrote {target}", flush=True)
 
 
 def _record_point_goal(path: Path, n: int, env_kwargs: dict[str, Any]) -> None:
