@@ -55,7 +55,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def add_headline_parser(commands: Any) -> None:
     """The ``headline`` subcommand (see :mod:`sb3_ibrl.benchmark.headline`)."""
-    from sb3_ibrl.benchmark.headline import headline_task_ids
+    from sb3_ibrl.benchmark.headline_tasks import headline_task_ids
 
     headline = commands.add_parser(
         "headline", help="the paper's pixel pipeline in one go: demos, BC, IBRL, evaluations, JSON + PNG (resumable)"

@@ -1,18 +1,21 @@
 """
 What the headline run (:mod:`sb3_ibrl.benchmark.headline`) runs: its tasks and their settings, envs and demos, the
-``--smoke`` sizes, and the check of the keyword overrides.
+``--smoke`` sizes, the check of the keyword overrides, and one run's settings (:class:`HeadlineConfig`).
 """
 
 import argparse
 import functools
 import inspect
-from typing import Any, Callable
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
 import gymnasium as gym
+import numpy as np
 
 from sb3_ibrl.benchmark.headline_tools import parse_assignments
 from sb3_ibrl.benchmark.runner import record_task_demos
-from sb3_ibrl.benchmark.tasks import TaskSpec, get_task, known_task_ids
+from sb3_ibrl.benchmark.tasks import TaskSpec, get_task, known_task_ids, task_name
 from sb3_ibrl.data.episodes import Episode
 from sb3_ibrl.envs import METAWORLD_TASKS, POINT_GOAL_ID
 from sb3_ibrl.envs.point_goal_pixels import POINT_GOAL_PIXEL_IBRL_SETTINGS
@@ -97,3 +100,82 @@ def record_demos(task: str, n_demos: int, seed: int) -> list[Episode]:
         env = make_task_env(task)
         return record_episodes(env, PointGoalExpert(seed=seed), n_demos, seed=seed, act_fn_input="state")
     return record_task_demos(task, n_demos, seed=seed)
+
+
+@dataclass
+class HeadlineConfig:
+    """
+    One headline run (see the module docstring). ``None`` picks the default (``--smoke``'s when ``smoke``).
+
+    :param out_dir: output folder (the same folder continues a run)
+    :param task: a pixel task id (:func:`headline_task_ids`)
+    :param steps: IBRL env steps (Lift 20K, Meta-World 100K)
+    :param eval_every: env steps between evaluations (``steps // 10``)
+    :param eval_episodes: episodes per evaluation (10)
+    :param eval_envs: parallel evaluation envs (up to 10 and the cores but one; the training envs idle meanwhile)
+    :param n_envs: parallel training envs (``SubprocVecEnv`` when more than 1)
+    :param device: ``"auto"``, ``"cuda"`` or ``"cpu"`` (BC and IBRL)
+    :param time_limit: seconds for this call, from its start (``None``: no limit)
+    :param bc_seconds: time budget of BC, its probes included (60)
+    :param smoke: tiny sizes for a CPU check of the whole path
+    :param seed: seed of demos, BC, IBRL and training envs
+    :param overrides: IBRL keyword arguments on top of the task's (``policy_kwargs`` are merged)
+    :param bc_overrides: :func:`~sb3_ibrl.il.training.train_bc` keyword arguments (``n_batches`` caps the count)
+    :param bc_chunk: actions per chunk of an action-chunking BC (1: the paper's plain BC): it predicts the next
+        ``bc_chunk`` actions and acts by temporal ensembling, alone and as IBRL's (stateful) IL policy
+    :param bc_chunk_decay: temporal ensembling's ``m`` in ``exp(-m i)`` (ACT: 0.01)
+    """
+
+    out_dir: str
+    task: str = "Lift-pixel-v0"
+    steps: Optional[int] = None
+    eval_every: Optional[int] = None
+    eval_episodes: Optional[int] = None
+    eval_envs: Optional[int] = None
+    n_envs: int = 1
+    device: str = "auto"
+    time_limit: Optional[float] = None
+    bc_seconds: Optional[float] = None
+    smoke: bool = False
+    seed: int = 0
+    overrides: dict[str, Any] = field(default_factory=dict)
+    bc_overrides: dict[str, Any] = field(default_factory=dict)
+    bc_chunk: int = 1
+    bc_chunk_decay: float = 0.01
+
+    def resolve(self) -> "HeadlineConfig":
+        """A copy with every default filled in and checked."""
+        if self.task not in headline_task_ids():
+            raise ValueError(f"Unknown headline task {self.task!r}: expected one of {headline_task_ids()}")
+        smoke = SMOKE if self.smoke else {}
+
+        def pick(value: Any, name: str, default: Any) -> Any:
+            return value if value is not None else smoke.get(name, default)
+
+        steps = pick(self.steps, "steps", HEADLINE_STEPS.get(task_name(self.task), 100_000))
+        eval_every = pick(self.eval_every, "eval_every", max(steps // 10, 1))
+        eval_episodes = pick(self.eval_episodes, "eval_episodes", 10)
+        free_cores = max((os.cpu_count() or 2) - 1, 1)  # the training envs never step during an evaluation
+        eval_envs = pick(self.eval_envs, "eval_envs", 1 if self.smoke else min(eval_episodes, 10, free_cores))
+        counts = dict(steps=steps, eval_every=eval_every, eval_episodes=eval_episodes, n_envs=self.n_envs, eval_envs=eval_envs,
+                      bc_chunk=self.bc_chunk)  # fmt: skip
+        for name, value in counts.items():
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if not (np.isfinite(self.bc_chunk_decay) and self.bc_chunk_decay >= 0):
+            raise ValueError(f"bc_chunk_decay must be a number >= 0, got {self.bc_chunk_decay}")
+        check_keywords(self.overrides, self.bc_overrides)
+        for name in ("time_limit", "bc_seconds"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        return HeadlineConfig(
+            **{
+                **self.__dict__,
+                "steps": steps,
+                "eval_every": eval_every,
+                "eval_episodes": eval_episodes,
+                "eval_envs": min(eval_envs, eval_episodes),
+                "bc_seconds": pick(self.bc_seconds, "bc_seconds", BC_SECONDS),
+                "bc_chunk_decay": float(self.bc_chunk_decay) if self.bc_chunk > 1 else 0.0,  # plain BC: none
+            }
+        )
