@@ -7,8 +7,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from gymnasium import spaces
 from ibrl_helpers import small_ibrl
+from stable_baselines3.common.policies import ActorCriticPolicy
 
 from sb3_ibrl.common.files import atomic_path
 from sb3_ibrl.data.demo_files import load_episodes, save_episodes
@@ -18,8 +18,10 @@ from sb3_ibrl.il.training import make_bc_policy, save_bc_policy
 
 
 def disk_full_after(n_bytes: int, path_arg: int = 0):
-    """A stand-in for a writer (its path: argument ``path_arg``) that gets ``n_bytes`` onto the disk, then fails as a
-    full disk does."""
+    """
+    A stand-in for a writer (its path: argument ``path_arg``) that gets ``n_bytes`` onto the disk, then fails as a
+    full disk does.
+    """
 
     def write(*args, **kwargs):
         with open(args[path_arg], "wb") as file:
@@ -106,4 +108,5 @@ def test_bc_policy_file_survives_a_failed_save(tmp_path, monkeypatch):
         save_bc_policy(policy, tmp_path / "bc" / "policy.zip")
     monkeypatch.undo()
     assert (tmp_path / "bc" / "policy.zip").read_bytes() == saved and files_in(tmp_path / "bc") == ["policy.zip"]
-    assert isinstance(policy.observation_space, spaces.Box)
+    kept = ActorCriticPolicy.load(tmp_path / "bc" / "policy.zip")
+    assert all(th.equal(a, b) for a, b in zip(kept.state_dict().values(), policy.state_dict().values()))
