@@ -70,7 +70,8 @@ def test_demo_file_survives_a_failed_write(tmp_path, monkeypatch):
 
 def test_robomimic_file_survives_a_demo_that_cannot_be_written(tmp_path):
     pytest.importorskip("h5py")
-    from sb3_ibrl.data.robomimic_hdf5 import read_robomimic_episodes, write_robomimic_hdf5
+    from sb3_ibrl.data.robomimic_hdf5 import read_robomimic_episodes
+    from sb3_ibrl.data.robomimic_writer import write_robomimic_hdf5
 
     def demo(length: int, value: float, **extra) -> dict:
         obs = {"robot0_eef_pos": np.full((length + 1, 3), value, np.float32)}

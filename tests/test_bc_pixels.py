@@ -250,7 +250,7 @@ def test_bc_on_dict_observations_saves_and_loads(tmp_path):
 def point_goal_hdf5(tmp_path_factory) -> dict[str, str]:
     pytest.importorskip("h5py")
     from sb3_ibrl.common.evaluation import record_episodes
-    from sb3_ibrl.data.robomimic_hdf5 import write_robomimic_hdf5
+    from sb3_ibrl.data.robomimic_writer import write_robomimic_hdf5
     from sb3_ibrl.envs import PointGoalExpert
 
     folder = tmp_path_factory.mktemp("demos")
@@ -312,7 +312,7 @@ def test_cli_clear_errors(point_goal_hdf5, tmp_path, capsys, extra, message):
 
 def test_cli_pixels_from_channel_last_hdf5(tmp_path, capsys):
     pytest.importorskip("h5py")
-    from sb3_ibrl.data.robomimic_hdf5 import write_robomimic_hdf5
+    from sb3_ibrl.data.robomimic_writer import write_robomimic_hdf5
 
     episodes = stripe_episodes(4, 64, seed=0)
     demos = [dict(obs={"image": ep.obs.transpose(0, 2, 3, 1)}, actions=ep.acts, rewards=ep.rews) for ep in episodes]

@@ -9,7 +9,8 @@ from gymnasium import spaces
 from sb3_ibrl import IBRL
 from sb3_ibrl.data.demo_files import load_episodes
 from sb3_ibrl.data.obs_keys import match_obs_keys, read_episodes_for_env
-from sb3_ibrl.data.robomimic_hdf5 import list_robomimic_demos, read_robomimic_episodes, recorded_obs_keys, write_robomimic_hdf5
+from sb3_ibrl.data.robomimic_hdf5 import list_robomimic_demos, read_robomimic_episodes, recorded_obs_keys
+from sb3_ibrl.data.robomimic_writer import write_robomimic_hdf5
 
 h5py = pytest.importorskip("h5py")
 

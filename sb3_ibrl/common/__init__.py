@@ -26,7 +26,7 @@ MOVED_MODULES: dict[str, tuple[str, ...]] = {
     "networks": ("sb3_ibrl.networks.mlp",),
     "q_networks": ("sb3_ibrl.networks.q_networks", "sb3_ibrl.common.spaces"),
     "resnet": ("sb3_ibrl.networks.resnet",),
-    "robomimic_hdf5": ("sb3_ibrl.data.robomimic_hdf5", "sb3_ibrl.data.obs_keys"),
+    "robomimic_hdf5": ("sb3_ibrl.data.robomimic_hdf5", "sb3_ibrl.data.robomimic_writer", "sb3_ibrl.data.obs_keys"),
     "rollouts": ("sb3_ibrl.common.evaluation",),
 }
 

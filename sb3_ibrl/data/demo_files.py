@@ -93,7 +93,7 @@ def save_episodes(path: Union[str, os.PathLike], episodes: Sequence[Episode]) ->
 def load_episodes(path: Union[str, os.PathLike]) -> list[Episode]:
     """
     Read an ``.npz`` demo file written by :func:`save_episodes`, or a robomimic ``.hdf5`` / ``.h5`` file
-    that records its observation keys (see :func:`sb3_ibrl.data.robomimic_hdf5.write_robomimic_hdf5`;
+    that records its observation keys (see :func:`sb3_ibrl.data.robomimic_writer.write_robomimic_hdf5`;
     for other robomimic files use :func:`sb3_ibrl.data.robomimic_hdf5.read_robomimic_episodes`).
 
     :param path: the file

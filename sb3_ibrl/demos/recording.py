@@ -28,7 +28,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sb3_ibrl.data.episodes import Episode, stack_obs
-from sb3_ibrl.data.robomimic_hdf5 import ObsKeys, list_robomimic_demos, read_robomimic_episodes, write_robomimic_hdf5
+from sb3_ibrl.data.robomimic_hdf5 import ObsKeys, list_robomimic_demos, read_robomimic_episodes
+from sb3_ibrl.data.robomimic_writer import write_robomimic_hdf5
 from sb3_ibrl.demos.experts import make_scripted_expert
 from sb3_ibrl.envs import METAWORLD_ENV_IDS, ROBOSUITE_ENV_IDS, MetaWorldEnv, RobosuiteEnv
 from sb3_ibrl.envs.robosuite_envs import PROPRIO_KEYS

@@ -100,7 +100,7 @@ def _record_point_goal(path: Path, n: int, env_kwargs: dict[str, Any]) -> None:
     )
     env.close()
     if path.suffix in (".hdf5", ".h5"):
-        from sb3_ibrl.data.robomimic_hdf5 import write_robomimic_hdf5
+        from sb3_ibrl.data.robomimic_writer import write_robomimic_hdf5
 
         if isinstance(episodes[0].obs, dict):
             raise ValueError(f"Write Dict-observation demos of {POINT_GOAL_ID} to an .npz file, not {path.name}")
