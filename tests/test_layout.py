@@ -66,6 +66,16 @@ def test_from_import_of_an_old_path_gives_the_new_object() -> None:
     assert Episode is NewEpisode
 
 
+def test_robomimic_writer_is_found_where_it_was_exported() -> None:
+    import sb3_ibrl.data
+    from sb3_ibrl.data.robomimic_writer import write_robomimic_hdf5
+
+    assert sb3_ibrl.data.write_robomimic_hdf5 is write_robomimic_hdf5
+    with pytest.warns(DeprecationWarning, match=r"import write_robomimic_hdf5 from sb3_ibrl\.data\.robomimic_writer"):
+        from sb3_ibrl.common.robomimic_hdf5 import write_robomimic_hdf5 as old
+    assert old is write_robomimic_hdf5
+
+
 def test_no_import_cycle() -> None:
     files = {_module_name(path): path for path in PACKAGE_ROOT.rglob("*.py")}
     graph = {name: _imports(path, set(files)) - {name} for name, path in files.items()}
