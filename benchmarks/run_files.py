@@ -12,7 +12,7 @@ import numpy as np
 from sb3_ibrl.benchmark import runner
 from sb3_ibrl.benchmark.curves import seed_curves
 from sb3_ibrl.benchmark.runner import read_curve
-from sb3_ibrl.common.files import atomic_path
+from sb3_ibrl.common.files import atomic_path, save_figure
 
 CURVE_FIELDS = ["task", "method", "seed", "env_steps", "success_rate", "mean_episode_length", "wall_seconds"]
 
@@ -70,5 +70,4 @@ def plot_seeds(path: str, curves: dict[str, dict[int, dict[str, Any]]], task: st
     ax.set(xlabel="env steps", ylabel="success rate", ylim=(-0.03, 1.03), title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)

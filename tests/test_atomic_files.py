@@ -111,3 +111,27 @@ def test_bc_policy_file_survives_a_failed_save(tmp_path, monkeypatch):
     assert (tmp_path / "bc" / "policy.zip").read_bytes() == saved and files_in(tmp_path / "bc") == ["policy.zip"]
     kept = ActorCriticPolicy.load(tmp_path / "bc" / "policy.zip")
     assert all(th.equal(a, b) for a, b in zip(kept.state_dict().values(), policy.state_dict().values()))
+
+
+def test_a_figure_that_fails_to_save_keeps_the_old_image_and_is_closed(tmp_path, monkeypatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sb3_ibrl.common.files import save_figure
+
+    path = tmp_path / "curve.png"
+    figure, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    assert save_figure(figure, path, dpi=50) == str(path)
+    old = path.read_bytes()
+    assert old.startswith(b"\x89PNG") and not plt.fignum_exists(figure.number)
+
+    figure, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    monkeypatch.setattr(figure, "savefig", disk_full_after(100))
+    with pytest.raises(OSError, match="No space left"):
+        save_figure(figure, path)
+    assert path.read_bytes() == old and files_in(tmp_path) == ["curve.png"]
+    assert not plt.fignum_exists(figure.number)

@@ -21,7 +21,7 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from sb3_ibrl.common.files import atomic_path
+from sb3_ibrl.common.files import atomic_path, save_figure
 from sb3_ibrl.data.episodes import Episode
 
 # Parts of the wall-clock split, in the order of the pipeline
@@ -314,9 +314,7 @@ def plot_headline(result: dict[str, Any], path: str) -> Optional[str]:
         fontsize=10,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def make_envs(factory: Callable[[], gym.Env], n_envs: int, seed: int) -> VecEnv:

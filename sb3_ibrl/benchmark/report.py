@@ -16,7 +16,7 @@ from sb3_ibrl.benchmark.curves import Curves, aligned, kilo_steps, load_curves
 from sb3_ibrl.benchmark.hybrid_report import deployment_table, hybrid_figure
 from sb3_ibrl.benchmark.methods import METHODS
 from sb3_ibrl.benchmark.runner import collect_results
-from sb3_ibrl.common.files import atomic_path
+from sb3_ibrl.common.files import atomic_path, save_figure
 
 __all__ = ["Curves", "aligned", "load_curves", "write_report"]
 
@@ -67,12 +67,7 @@ def plot_curves(curves: Curves, path: str, key: str = "success_rate", ylabel: st
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = curves_figure(curves, key, ylabel)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(curves_figure(curves, key, ylabel), path, dpi=110)
 
 
 def curves_figure(curves: Curves, key: str = "success_rate", ylabel: str = "success rate") -> Any:
@@ -232,9 +227,5 @@ def write_report(out_dir: str) -> list[str]:
         written.append(plot_curves(il_curves, os.path.join(out_dir, "il_fraction.png"), "il_fraction", "IL-action fraction"))
     figure = hybrid_figure(curves)
     if figure is not None:
-        import matplotlib.pyplot as plt
-
-        figure.savefig(os.path.join(out_dir, "hybrid.png"), dpi=100)
-        plt.close(figure)
-        written.append(os.path.join(out_dir, "hybrid.png"))
+        written.append(save_figure(figure, os.path.join(out_dir, "hybrid.png"), dpi=100))
     return written

@@ -10,7 +10,7 @@ import os
 import pathlib
 import uuid
 from collections.abc import Iterator
-from typing import Union
+from typing import Any, Union
 
 
 @contextlib.contextmanager
@@ -35,3 +35,22 @@ def atomic_path(path: Union[str, os.PathLike]) -> Iterator[pathlib.Path]:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def save_figure(figure: Any, path: Union[str, os.PathLike], **savefig_kwargs: Any) -> str:
+    """
+    Save a matplotlib figure through :func:`atomic_path` (the format from ``path``'s suffix), then close it.
+
+    :param figure: a ``matplotlib.figure.Figure``
+    :param path: the image file to write
+    :param savefig_kwargs: passed to ``Figure.savefig`` (e.g. ``dpi``)
+    :return: ``path``, as a string
+    """
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, **savefig_kwargs)
+    finally:
+        plt.close(figure)
+    return os.fspath(path)
