@@ -153,7 +153,11 @@ def test_channels_last_encoders_compute_the_same_features_and_gradients(make):
         assert th.allclose(out_default, out_nhwc, atol=1e-5)
         (out_default**2).sum().backward()
         (out_nhwc**2).sum().backward()
+        # The layouts sum in different orders, and the ViT's float32 gradients carry rounding errors of up to ~1e-3 of
+        # a tensor's largest gradient (as large in either layout, against a float64 reference; measured on an AMD
+        # EPYC, where oneDNN picks other kernels than on Intel): compare at 5e-3 of that scale. A layout mistake
+        # (a permuted channel or pixel) moves gradients by about their scale.
         for p, q in zip(default.parameters(), nhwc.parameters()):
-            assert th.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-5)
+            assert th.allclose(p.grad, q.grad, rtol=0, atol=5e-3 * float(p.grad.abs().max()))
         default.zero_grad()
         nhwc.zero_grad()
